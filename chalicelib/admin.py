@@ -1,0 +1,304 @@
+"""Admin command: ``python -m chalicelib.admin --stage STAGE <area> <action> ...``.
+
+``--stage local`` talks to the running local stack's emulator (``make local``); ``dev``/``prod``
+talk to AWS with the caller's credentials. Resource names come from ``.chalice/config.json``, the
+same place the Lambdas get them. Errors are one line on stderr and exit status 2; secrets are
+printed once, to stdout, and never logged.
+
+Areas other than clients and users live in their own modules (``admin_*.py``) and register their
+subcommands through ``EXTENSIONS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from chalicelib import services
+from chalicelib.clients import (
+    GRANT_TYPES,
+    Client,
+    ClientExists,
+    ClientStore,
+    hash_secret,
+    new_client_id,
+    new_client_secret,
+)
+from chalicelib.faults import BackendUnavailable
+from chalicelib.passwords import hash_password
+from chalicelib.token_endpoint import parse_scope
+from chalicelib.users import (
+    InvalidUsername,
+    User,
+    UserExists,
+    UserStore,
+    new_user_id,
+    normalize_username,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_STATE = ROOT / ".local-stack.json"
+# Modules that add subcommands: each has register(subparsers) -> None.
+EXTENSIONS: list[str] = []
+
+
+class AdminError(Exception):
+    """A one-line error for the operator."""
+
+
+# --- operations (also used by tests and the local stack) ----------------------------------
+
+
+def create_client(
+    store: ClientStore,
+    *,
+    name: str,
+    grant_types: list[str],
+    scopes: list[str],
+    public: bool = False,
+    introspect: bool = False,
+    first_party: bool = False,
+    redirect_uris: list[str] | None = None,
+    now: int | None = None,
+) -> dict[str, Any]:
+    unknown = [g for g in grant_types if g not in GRANT_TYPES]
+    if unknown:
+        raise AdminError(f"unknown grant type: {unknown[0]} (choose from {', '.join(GRANT_TYPES)})")
+    if not grant_types:
+        raise AdminError("at least one grant type is required")
+    if public and ("client_credentials" in grant_types or "password" in grant_types):
+        raise AdminError("client_credentials and password need a confidential client")
+    if public and introspect:
+        raise AdminError("a public client cannot introspect tokens")
+    if scopes:
+        try:
+            parse_scope(" ".join(scopes))
+        except Exception as exc:
+            raise AdminError("malformed scope") from exc
+    secret = None if public else new_client_secret()
+    client = Client(
+        client_id=new_client_id(),
+        name=name,
+        grant_types=tuple(dict.fromkeys(grant_types)),
+        scopes=tuple(dict.fromkeys(scopes)),
+        public=public,
+        secret_hash=hash_secret(secret) if secret else None,
+        introspect=introspect,
+        first_party=first_party or "password" in grant_types,
+        redirect_uris=tuple(redirect_uris or ()),
+        created_at=int(now if now is not None else time.time()),
+    )
+    try:
+        store.create(client)
+    except ClientExists as exc:  # 128-bit ids: practically impossible, but never overwrite
+        raise AdminError("client id collision, try again") from exc
+    return {**client.public_view(), "client_secret": secret}
+
+
+def create_user(
+    store: UserStore, username: str, password: str, *, now: int | None = None
+) -> dict[str, Any]:
+    try:
+        name = normalize_username(username)
+    except InvalidUsername as exc:
+        raise AdminError(str(exc)) from exc
+    if len(password) < 8:
+        raise AdminError("password must be at least 8 characters")
+    user = User(
+        username=name,
+        user_id=new_user_id(),
+        password_hash=hash_password(password),
+        created_at=int(now if now is not None else time.time()),
+    )
+    try:
+        store.create(user)
+    except UserExists as exc:
+        raise AdminError(f"user already exists: {name}") from exc
+    return {"username": user.username, "user_id": user.user_id, "created_at": user.created_at}
+
+
+# --- environment --------------------------------------------------------------------------
+
+
+def use_stage(stage: str) -> None:
+    """Point the services at a stage: its names from .chalice/config.json, and for ``local``
+    the running emulator recorded by ``make local``."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    if stage not in config.get("stages", {}):
+        raise AdminError(f"unknown stage: {stage}")
+    env = dict(config.get("environment_variables", {}))
+    env.update(config["stages"][stage].get("environment_variables", {}))
+    if stage == "local":
+        if not LOCAL_STATE.exists():
+            raise AdminError("the local stack is not running: start it with `make local`")
+        state = json.loads(LOCAL_STATE.read_text())
+        env.update(state["env"])
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": state["endpoint"],
+                "AWS_ACCESS_KEY_ID": "local",
+                "AWS_SECRET_ACCESS_KEY": "local",
+                "AWS_DEFAULT_REGION": state.get("region", "us-east-1"),
+            }
+        )
+    os.environ.update(env)
+    services.reset()
+
+
+def read_password(prompt_twice: bool) -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if prompt_twice and getpass.getpass("Repeat password: ") != first:
+        raise AdminError("passwords do not match")
+    return first
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2) if getattr(args, "json", False) else text)
+
+
+def _client_create(args: argparse.Namespace) -> None:
+    result = create_client(
+        services.client_store(),
+        name=args.name,
+        grant_types=[g.strip() for g in args.grant_types.split(",") if g.strip()],
+        scopes=args.scope.split(),
+        public=args.public,
+        introspect=args.introspect,
+        first_party=args.first_party,
+        redirect_uris=args.redirect_uri,
+    )
+    text = f"client_id:     {result['client_id']}\nclient_secret: {result['client_secret']}"
+    if result["client_secret"]:
+        text += "\n(the secret is shown once; store it now)"
+    _emit(args, result, text)
+
+
+def _client_list(args: argparse.Namespace) -> None:
+    clients = [c.public_view() for c in services.client_store().list()]
+    lines = [
+        f"{c['client_id']}  {c['name']}  [{','.join(c['grant_types'])}]  {c['scope']}"
+        for c in clients
+    ]
+    _emit(args, clients, "\n".join(lines) or "(no clients)")
+
+
+def _client_show(args: argparse.Namespace) -> None:
+    client = services.client_store().get(args.client_id)
+    if client is None:
+        raise AdminError(f"no such client: {args.client_id}")
+    view = client.public_view()
+    _emit(args, view, "\n".join(f"{k}: {v}" for k, v in view.items()))
+
+
+def _client_delete(args: argparse.Namespace) -> None:
+    if not services.client_store().delete(args.client_id):
+        raise AdminError(f"no such client: {args.client_id}")
+    _emit(args, {"deleted": args.client_id}, f"deleted client {args.client_id}")
+
+
+def _user_create(args: argparse.Namespace) -> None:
+    password = read_password(prompt_twice=True)
+    result = create_user(services.user_store(), args.username, password)
+    _emit(args, result, f"created user {result['username']} ({result['user_id']})")
+
+
+def _username(raw: str) -> str:
+    try:
+        return normalize_username(raw)
+    except InvalidUsername as exc:
+        raise AdminError(str(exc)) from exc
+
+
+def _user_disable(args: argparse.Namespace) -> None:
+    name = _username(args.username)
+    if not services.user_store().set_disabled(name, True):
+        raise AdminError(f"no such user: {name}")
+    _emit(args, {"disabled": name}, f"disabled user {name}")
+
+
+def _user_delete(args: argparse.Namespace) -> None:
+    name = _username(args.username)
+    if not services.user_store().delete(name):
+        raise AdminError(f"no such user: {name}")
+    _emit(args, {"deleted": name}, f"deleted user {name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.admin", description=__doc__)
+    parser.add_argument("--stage", required=True, help="local, dev or prod")
+    areas = parser.add_subparsers(dest="area", required=True)
+
+    client = areas.add_parser("client", help="OAuth clients").add_subparsers(
+        dest="action", required=True
+    )
+    p = client.add_parser("create")
+    p.add_argument("--name", required=True)
+    p.add_argument("--grant-types", required=True, help="comma-separated")
+    p.add_argument("--scope", default="", help='space-separated, e.g. "people:read articles:read"')
+    p.add_argument("--public", action="store_true", help="a public client (no secret)")
+    p.add_argument("--introspect", action="store_true", help="may introspect any token")
+    p.add_argument("--first-party", action="store_true")
+    p.add_argument("--redirect-uri", action="append", default=[])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_client_create)
+    p = client.add_parser("list")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_client_list)
+    for action, run in (("show", _client_show), ("delete", _client_delete)):
+        p = client.add_parser(action)
+        p.add_argument("client_id")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(run=run)
+
+    user = areas.add_parser("user", help="resource owners").add_subparsers(
+        dest="action", required=True
+    )
+    p = user.add_parser("create", help="password from stdin, or prompted twice on a terminal")
+    p.add_argument("--username", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_user_create)
+    for action, run in (("disable", _user_disable), ("delete", _user_delete)):
+        p = user.add_parser(action)
+        p.add_argument("username")
+        p.add_argument("--json", action="store_true")
+        p.set_defaults(run=run)
+
+    for module in EXTENSIONS:
+        importlib.import_module(module).register(areas)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        use_stage(args.stage)
+        args.run(args)
+    except AdminError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BackendUnavailable as exc:
+        print(
+            f"error: cannot reach {exc.service} for stage {args.stage} ({exc.reason})",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Configuration: the one place that reads the environment.
+
+Read lazily (``settings()``), never at import: ``chalice.test.Client`` patches ``os.environ`` only
+during each call, and Lambda cold starts should not pay for what a function does not use. The
+per-stage values live in ``.chalice/config.json``; the local stack sets the ones that depend on
+ports (issuer, emulator endpoint).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+
+class ConfigError(RuntimeError):
+    """A required setting is missing or malformed (a deployment mistake, not a client error)."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer") from exc
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _required(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise ConfigError(f"{name} is not set")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    stage: str
+    issuer: str
+    audience: str
+    table_name: str
+    demo_table_name: str
+    signing_keys_secret: str
+    public_keys_secret: str
+    pepper_secret: str
+    access_token_ttl: int
+    refresh_token_absolute_ttl: int
+    refresh_token_idle_ttl: int
+    refresh_retry_window: int
+    key_cache_ttl: int
+    key_stale_max: int
+    client_cache_ttl: int
+    clock_leeway: int
+    authorizer_checks_revocation: bool
+    lockout_threshold: int
+    lockout_base_seconds: int
+    lockout_max_seconds: int
+    realm: str
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.issuer + "/oauth2/token"
+
+
+@cache
+def settings() -> Settings:
+    """Settings of this process, read once. Tests call ``settings.cache_clear()``."""
+    return Settings(
+        stage=os.environ.get("TESSERA_STAGE", "local"),
+        issuer=_required("TESSERA_ISSUER").rstrip("/"),
+        audience=_required("TESSERA_AUDIENCE"),
+        table_name=_required("TESSERA_TABLE"),
+        demo_table_name=os.environ.get("TESSERA_DEMO_TABLE", ""),
+        signing_keys_secret=_required("TESSERA_SIGNING_KEYS_SECRET"),
+        public_keys_secret=_required("TESSERA_PUBLIC_KEYS_SECRET"),
+        pepper_secret=os.environ.get("TESSERA_PEPPER_SECRET", ""),
+        access_token_ttl=_int("TESSERA_ACCESS_TOKEN_TTL", 900),
+        refresh_token_absolute_ttl=_int("TESSERA_REFRESH_TOKEN_ABSOLUTE_TTL", 30 * 86400),
+        refresh_token_idle_ttl=_int("TESSERA_REFRESH_TOKEN_IDLE_TTL", 7 * 86400),
+        refresh_retry_window=_int("TESSERA_REFRESH_RETRY_WINDOW", 5),
+        key_cache_ttl=_int("TESSERA_KEY_CACHE_TTL", 300),
+        key_stale_max=_int("TESSERA_KEY_STALE_MAX", 3600),
+        client_cache_ttl=_int("TESSERA_CLIENT_CACHE_TTL", 60),
+        clock_leeway=min(_int("TESSERA_CLOCK_LEEWAY", 30), 60),
+        authorizer_checks_revocation=_bool("TESSERA_AUTHORIZER_CHECKS_REVOCATION", False),
+        lockout_threshold=_int("TESSERA_LOCKOUT_THRESHOLD", 5),
+        lockout_base_seconds=_int("TESSERA_LOCKOUT_BASE_SECONDS", 60),
+        lockout_max_seconds=_int("TESSERA_LOCKOUT_MAX_SECONDS", 3600),
+        realm=os.environ.get("TESSERA_REALM", "tessera"),
+    )

@@ -1,0 +1,16 @@
+"""Faults of the backing services, as the rest of the code sees them.
+
+Stores translate botocore errors into ``BackendUnavailable`` so protocol code never imports
+botocore; the HTTP layer answers it with 503 and ``Retry-After`` (nothing issued, nothing lost).
+"""
+
+from __future__ import annotations
+
+
+class BackendUnavailable(Exception):
+    """DynamoDB or Secrets Manager failed after the configured retries (or timed out)."""
+
+    def __init__(self, service: str, reason: str) -> None:
+        super().__init__(f"{service}: {reason}")
+        self.service = service
+        self.reason = reason

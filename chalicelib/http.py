@@ -1,0 +1,71 @@
+"""The HTTP edge: Chalice requests in, JSON responses out, every failure an OAuth error.
+
+This is the one place where protocol errors become responses. Nothing raised below it reaches the
+client as a traceback: unexpected exceptions are logged (type only, never request data) and answered
+with ``server_error``; backend faults with 503 ``temporarily_unavailable`` and ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from chalice.app import Response
+
+from chalicelib.config import ConfigError
+from chalicelib.errors import OAuthError, ServerError, TemporarilyUnavailable
+from chalicelib.faults import BackendUnavailable
+from chalicelib.forms import OAuthRequest
+from chalicelib.keys import KeySetError
+
+log = logging.getLogger("tessera.http")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    merged: dict[str, str | list[str]] = {"Content-Type": "application/json"}
+    merged.update(headers or {})
+    return Response(
+        body=json.dumps(body, separators=(",", ":")), status_code=status, headers=merged
+    )
+
+
+def to_oauth_request(current_request: Any) -> OAuthRequest:
+    context = getattr(current_request, "context", None) or {}
+    source_ip = (context.get("identity") or {}).get("sourceIp")
+    return OAuthRequest(
+        method=current_request.method,
+        headers=dict(current_request.headers or {}),
+        body=current_request.raw_body,
+        query=dict(current_request.query_params or {}),
+        source_ip=source_ip,
+    )
+
+
+def error_response(err: OAuthError) -> Response:
+    headers = dict(NO_STORE)
+    headers.update(err.headers)
+    return json_response(err.body(), err.status, headers)
+
+
+def oauth_call(handler: Callable[[], Any], *, no_store: bool = True) -> Response:
+    """Run an endpoint body; map every outcome to a JSON response with the right status."""
+    try:
+        body = handler()
+    except OAuthError as err:
+        return error_response(err)
+    except BackendUnavailable as exc:
+        log.warning("backend unavailable", extra={"service": exc.service, "reason": exc.reason})
+        return error_response(TemporarilyUnavailable())
+    except (KeySetError, ConfigError) as exc:
+        log.error("deployment fault", extra={"error_type": type(exc).__name__})
+        return error_response(TemporarilyUnavailable())
+    except Exception as exc:
+        log.error("unexpected fault", extra={"error_type": type(exc).__name__})
+        return error_response(ServerError("internal error"))
+    if isinstance(body, Response):
+        return body
+    return json_response(body, 200, NO_STORE if no_store else None)

@@ -1,0 +1,246 @@
+"""JWS compact serialization (RFC 7515) and JWK (RFC 7517/7518) for the two algorithms we use.
+
+Why not PyJWT here: the authorizer's cold start would pay ~450 ms compiling PyJWT (Lambda ships no
+.pyc), PyJWT adds ~60 us per decode, it does not check ``typ`` or cap sizes, and its history of
+algorithm confusion (CVE-2017-11424, CVE-2022-29217) comes from accepting key material that is not
+bound to one algorithm. This module is deliberately small: a key object carries exactly one
+asymmetric algorithm, verification never looks at any key the header brings (``jwk``, ``jku``,
+``x5u``, ``x5c``), and there is no HMAC and no ``none``. Tests cross-check it against PyJWT.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import (
+    decode_dss_signature,
+    encode_dss_signature,
+)
+
+SUPPORTED_ALGS = ("ES256", "RS256")
+_B64URL = re.compile(rb"^[A-Za-z0-9_-]*$")
+
+
+class JoseError(ValueError):
+    """Malformed or unverifiable JOSE input. The message is for logs, never for clients."""
+
+
+def b64url_encode(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(data: str | bytes) -> bytes:
+    """Strict base64url without padding (RFC 7515 §2): other alphabets and '=' are rejected."""
+    raw = data.encode("ascii") if isinstance(data, str) else data
+    if not _B64URL.match(raw) or len(raw) % 4 == 1:
+        raise JoseError("invalid base64url")
+    try:
+        decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise JoseError("invalid base64url") from exc
+    # Reject non-canonical encodings (trailing bits set): one token, one spelling.
+    if b64url_encode(decoded).encode("ascii") != raw:
+        raise JoseError("non-canonical base64url")
+    return decoded
+
+
+def _int_to_b64(value: int, length: int | None = None) -> str:
+    size = length if length is not None else max(1, (value.bit_length() + 7) // 8)
+    return b64url_encode(value.to_bytes(size, "big"))
+
+
+def _b64_to_int(value: Any) -> int:
+    if not isinstance(value, str) or not value:
+        raise JoseError("missing JWK member")
+    return int.from_bytes(b64url_decode(value), "big")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyingKey:
+    """A public key bound to exactly one algorithm."""
+
+    kid: str
+    alg: str
+    key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+    def verify(self, signing_input: bytes, signature: bytes) -> bool:
+        try:
+            if self.alg == "ES256" and isinstance(self.key, ec.EllipticCurvePublicKey):
+                if len(signature) != 64:
+                    return False
+                der = encode_dss_signature(
+                    int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+                )
+                self.key.verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
+                return True
+            if self.alg == "RS256" and isinstance(self.key, rsa.RSAPublicKey):
+                self.key.verify(signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+                return True
+        except InvalidSignature:
+            return False
+        return False
+
+    def public_jwk(self) -> dict[str, str]:
+        jwk: dict[str, str] = {"kid": self.kid, "alg": self.alg, "use": "sig"}
+        if isinstance(self.key, ec.EllipticCurvePublicKey):
+            nums = self.key.public_numbers()
+            jwk.update(kty="EC", crv="P-256", x=_int_to_b64(nums.x, 32), y=_int_to_b64(nums.y, 32))
+        else:
+            rnums = self.key.public_numbers()
+            jwk.update(kty="RSA", n=_int_to_b64(rnums.n), e=_int_to_b64(rnums.e))
+        return jwk
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """A private key bound to exactly one algorithm."""
+
+    kid: str
+    alg: str
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
+    def sign(self, payload: dict[str, Any], typ: str) -> str:
+        header = {"alg": self.alg, "typ": typ, "kid": self.kid}
+        signing_input = (
+            _json_b64(header).encode("ascii") + b"." + _json_b64(payload).encode("ascii")
+        )
+        if isinstance(self.key, ec.EllipticCurvePrivateKey):
+            r, s = decode_dss_signature(self.key.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+            signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        else:
+            signature = self.key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        return signing_input.decode("ascii") + "." + b64url_encode(signature)
+
+    def verifying_key(self) -> VerifyingKey:
+        return VerifyingKey(self.kid, self.alg, self.key.public_key())
+
+
+def _json_b64(obj: dict[str, Any]) -> str:
+    return b64url_encode(json.dumps(obj, separators=(",", ":"), sort_keys=True).encode("utf-8"))
+
+
+def generate_private_jwk(kid: str, alg: str = "ES256") -> dict[str, str]:
+    """A new private JWK for ``alg``; the JWK carries its ``alg`` so the key is bound to it."""
+    if alg == "ES256":
+        key = ec.generate_private_key(ec.SECP256R1())
+        nums = key.private_numbers()
+        pub = nums.public_numbers
+        return {
+            "kty": "EC",
+            "crv": "P-256",
+            "kid": kid,
+            "alg": alg,
+            "use": "sig",
+            "x": _int_to_b64(pub.x, 32),
+            "y": _int_to_b64(pub.y, 32),
+            "d": _int_to_b64(nums.private_value, 32),
+        }
+    if alg == "RS256":
+        rkey = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        rn = rkey.private_numbers()
+        return {
+            "kty": "RSA",
+            "kid": kid,
+            "alg": alg,
+            "use": "sig",
+            "n": _int_to_b64(rn.public_numbers.n),
+            "e": _int_to_b64(rn.public_numbers.e),
+            "d": _int_to_b64(rn.d),
+            "p": _int_to_b64(rn.p),
+            "q": _int_to_b64(rn.q),
+            "dp": _int_to_b64(rn.dmp1),
+            "dq": _int_to_b64(rn.dmq1),
+            "qi": _int_to_b64(rn.iqmp),
+        }
+    raise JoseError("unsupported algorithm")
+
+
+def _check_binding(jwk: dict[str, Any]) -> tuple[str, str]:
+    kid, alg, kty = jwk.get("kid"), jwk.get("alg"), jwk.get("kty")
+    if not isinstance(kid, str) or not kid:
+        raise JoseError("JWK without kid")
+    # Each key is bound to one algorithm, and the algorithm to the key type.
+    if (alg, kty) not in {("ES256", "EC"), ("RS256", "RSA")}:
+        raise JoseError("JWK algorithm does not match key type")
+    if kty == "EC" and jwk.get("crv") != "P-256":
+        raise JoseError("unsupported curve")
+    return kid, str(alg)
+
+
+def load_signing_key(jwk: dict[str, Any]) -> SigningKey:
+    kid, alg = _check_binding(jwk)
+    if alg == "ES256":
+        pub = ec.EllipticCurvePublicNumbers(
+            _b64_to_int(jwk.get("x")), _b64_to_int(jwk.get("y")), ec.SECP256R1()
+        )
+        private = ec.EllipticCurvePrivateNumbers(_b64_to_int(jwk.get("d")), pub).private_key()
+        return SigningKey(kid, alg, private)
+    rpub = rsa.RSAPublicNumbers(_b64_to_int(jwk.get("e")), _b64_to_int(jwk.get("n")))
+    rpriv = rsa.RSAPrivateNumbers(
+        p=_b64_to_int(jwk.get("p")),
+        q=_b64_to_int(jwk.get("q")),
+        d=_b64_to_int(jwk.get("d")),
+        dmp1=_b64_to_int(jwk.get("dp")),
+        dmq1=_b64_to_int(jwk.get("dq")),
+        iqmp=_b64_to_int(jwk.get("qi")),
+        public_numbers=rpub,
+    ).private_key()
+    return SigningKey(kid, alg, rpriv)
+
+
+def load_verifying_key(jwk: dict[str, Any]) -> VerifyingKey:
+    kid, alg = _check_binding(jwk)
+    if "d" in jwk:
+        raise JoseError("private material in a public key set")
+    if alg == "ES256":
+        key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey = ec.EllipticCurvePublicNumbers(
+            _b64_to_int(jwk.get("x")), _b64_to_int(jwk.get("y")), ec.SECP256R1()
+        ).public_key()
+    else:
+        key = rsa.RSAPublicNumbers(
+            _b64_to_int(jwk.get("e")), _b64_to_int(jwk.get("n"))
+        ).public_key()
+        if key.key_size < 2048:
+            raise JoseError("RSA key too small")
+    return VerifyingKey(kid, alg, key)
+
+
+@dataclass(frozen=True, slots=True)
+class CompactJWS:
+    header: dict[str, Any]
+    payload: bytes
+    signing_input: bytes
+    signature: bytes
+
+
+def parse_compact(token: str, max_length: int) -> CompactJWS:
+    """Split and decode a compact JWS without trusting anything in it.
+
+    The size cap comes first, before any decoding (unbounded segments were an Authlib/joserfc
+    advisory). JSON serialization and JWE (five segments) are not accepted.
+    """
+    if not isinstance(token, str) or len(token) > max_length:
+        raise JoseError("token too large")
+    parts = token.split(".")
+    if len(parts) != 3 or not all(parts):
+        raise JoseError("not a compact JWS")
+    try:
+        header = json.loads(b64url_decode(parts[0]))
+    except (JoseError, ValueError, UnicodeDecodeError) as exc:
+        raise JoseError("malformed header") from exc
+    if not isinstance(header, dict):
+        raise JoseError("header is not an object")
+    return CompactJWS(
+        header=header,
+        payload=b64url_decode(parts[1]),
+        signing_input=(parts[0] + "." + parts[1]).encode("ascii"),
+        signature=b64url_decode(parts[2]),
+    )

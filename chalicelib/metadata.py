@@ -1,0 +1,41 @@
+"""Authorization server metadata (RFC 8414 §2) and the JWKS document (RFC 7517 §5).
+
+Only what is enabled is advertised: the password grant appears only while some client is
+registered for it (RFC 9700 §2.4 says it must not be used; we offer it responsibly and say so).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.client_auth import AUTH_METHODS
+
+
+def metadata(
+    issuer: str,
+    *,
+    grant_types: list[str],
+    scopes: list[str],
+    revocation: bool = False,
+    introspection: bool = False,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "issuer": issuer,
+        "token_endpoint": issuer + "/oauth2/token",
+        "jwks_uri": issuer + "/.well-known/jwks.json",
+        "grant_types_supported": grant_types,
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
+        "scopes_supported": scopes,
+        "service_documentation": issuer + "/",
+    }
+    if revocation:
+        doc["revocation_endpoint"] = issuer + "/oauth2/revoke"
+        doc["revocation_endpoint_auth_methods_supported"] = list(AUTH_METHODS)
+    if introspection:
+        doc["introspection_endpoint"] = issuer + "/oauth2/introspect"
+        doc["introspection_endpoint_auth_methods_supported"] = [
+            "client_secret_basic",
+            "client_secret_post",
+        ]
+    return doc

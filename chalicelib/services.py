@@ -1,0 +1,125 @@
+"""Wiring: builds each service once per container, lazily, from settings and AWS clients.
+
+Nothing here runs at import. Each Lambda pays only for what it touches: the authorizer builds the
+verifying key ring and nothing else. Tests call ``reset()`` between cases (and may swap the clock).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib import aws
+from chalicelib.clock import SYSTEM_CLOCK, Clock
+from chalicelib.config import settings
+
+_lock = threading.RLock()
+_built: dict[str, Any] = {}
+_clock: Clock = SYSTEM_CLOCK
+
+
+def clock() -> Clock:
+    return _clock
+
+
+def set_clock(new: Clock) -> None:
+    global _clock
+    _clock = new
+    reset()
+
+
+def reset() -> None:
+    """Forget every built service and cached client (tests; the local stack on restart)."""
+    with _lock:
+        _built.clear()
+    settings.cache_clear()
+    aws.reset()
+
+
+def _once[T](name: str, build: Callable[[], T]) -> T:
+    found = _built.get(name)
+    if found is None:
+        with _lock:
+            found = _built.get(name)
+            if found is None:
+                found = _built[name] = build()
+    return found
+
+
+def secret_store() -> Any:
+    from chalicelib.secret_store import SecretStore
+
+    return _once("secret_store", lambda: SecretStore(aws.client("secretsmanager")))
+
+
+def client_store() -> Any:
+    from chalicelib.clients import ClientStore
+
+    return _once("client_store", lambda: ClientStore(aws.client("dynamodb"), settings().table_name))
+
+
+def cached_clients() -> Any:
+    from chalicelib.clients import CachedClients
+
+    return _once(
+        "cached_clients",
+        lambda: CachedClients(client_store(), _clock, settings().client_cache_ttl),
+    )
+
+
+def user_store() -> Any:
+    from chalicelib.users import UserStore
+
+    return _once("user_store", lambda: UserStore(aws.client("dynamodb"), settings().table_name))
+
+
+def _cached_secret(secret_id: str) -> Any:
+    from chalicelib.keys import CachedSecret
+
+    s = settings()
+    return CachedSecret(secret_store().fetcher(secret_id), _clock, s.key_cache_ttl, s.key_stale_max)
+
+
+def signing_keys() -> Any:
+    from chalicelib.keys import SigningKeyRing
+
+    return _once(
+        "signing_keys", lambda: SigningKeyRing(_cached_secret(settings().signing_keys_secret))
+    )
+
+
+def verifying_keys() -> Any:
+    from chalicelib.keys import VerifyingKeyRing
+
+    return _once(
+        "verifying_keys",
+        lambda: VerifyingKeyRing(_cached_secret(settings().public_keys_secret)),
+    )
+
+
+def token_endpoint() -> Any:
+    from chalicelib.token_endpoint import TokenEndpoint
+
+    return _once(
+        "token_endpoint",
+        lambda: TokenEndpoint(
+            settings=settings(),
+            clock=_clock,
+            clients=cached_clients(),
+            users=user_store(),
+            keys=signing_keys(),
+        ),
+    )
+
+
+def advertised(now: float) -> dict[str, list[str]]:
+    """Grant types and scopes that registered clients actually have (for metadata), cached."""
+    from chalicelib.clients import CachedRegistrySummary
+
+    summary = _once(
+        "registry_summary",
+        lambda: CachedRegistrySummary(client_store(), settings().client_cache_ttl),
+    )
+    result: dict[str, list[str]] = summary.get(now)
+    return result

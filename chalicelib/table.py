@@ -1,0 +1,69 @@
+"""The DynamoDB single-table layout: key names and item (de)serialisation, in one place.
+
+One table holds every record of the authorization server (clients, users, refresh-token families
+and tokens, the access-token deny-list, login throttles). Items are addressed by ``pk``/``sk``; the
+``gsi1`` index serves the few listings (clients, a user's grants) as queries, never scans. ``ttl``
+lets DynamoDB delete expired items eventually, but code always compares expiry itself: TTL deletion
+can lag by days.
+
+Only the low-level client is used: ``boto3.resource`` costs cold-start time, and its calls are not
+seen by Chalice's policy generator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PK = "pk"
+SK = "sk"
+GSI1 = "gsi1"
+GSI1PK = "gsi1pk"
+GSI1SK = "gsi1sk"
+TTL = "ttl"
+
+Item = dict[str, dict[str, Any]]
+
+
+def key(pk: str, sk: str) -> Item:
+    return {PK: {"S": pk}, SK: {"S": sk}}
+
+
+def to_attr(value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attr(v) for v in value]}
+    if isinstance(value, dict):
+        return {"M": {k: to_attr(v) for k, v in value.items()}}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def from_attr(attr: dict[str, Any]) -> Any:
+    ((kind, value),) = attr.items()
+    if kind == "S" or kind == "BOOL":
+        return value
+    if kind == "N":
+        return int(value) if "." not in value else float(value)
+    if kind == "NULL":
+        return None
+    if kind == "L":
+        return [from_attr(v) for v in value]
+    if kind == "M":
+        return {k: from_attr(v) for k, v in value.items()}
+    if kind == "SS":
+        return sorted(value)
+    raise TypeError(f"unsupported attribute type {kind}")
+
+
+def to_item(values: dict[str, Any]) -> Item:
+    return {k: to_attr(v) for k, v in values.items() if v is not None}
+
+
+def from_item(item: Item) -> dict[str, Any]:
+    return {k: from_attr(v) for k, v in item.items()}

@@ -1,0 +1,130 @@
+"""Resource owners (users): the model, the username policy, and the DynamoDB store.
+
+Username policy: Unicode NFKC, then case-folded; 1-128 characters after that, no control
+characters, no surrounding white space. ``normalize_username`` is applied on every path that takes a
+username (token endpoint, admin command), so ``Alice`` and ``alice`` are the same account.
+The token ``sub`` is a random, stable user id, not the username.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib import aws, table
+
+MAX_USERNAME = 128
+
+
+class InvalidUsername(ValueError):
+    pass
+
+
+class UserExists(Exception):
+    pass
+
+
+def normalize_username(raw: str) -> str:
+    name = unicodedata.normalize("NFKC", raw).casefold()
+    if not name or len(name) > MAX_USERNAME or name != name.strip():
+        raise InvalidUsername("username must be 1-128 characters without surrounding spaces")
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise InvalidUsername("username must not contain control characters")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    username: str
+    user_id: str
+    password_hash: str
+    disabled: bool = False
+    created_at: int = 0
+
+
+def _user_key(username: str) -> table.Item:
+    return table.key(f"USER#{username}", "USER")
+
+
+def new_user_id() -> str:
+    return "u_" + secrets.token_hex(12)
+
+
+class UserStore:
+    def __init__(self, ddb: Any, table_name: str) -> None:
+        self._ddb = ddb
+        self._table = table_name
+
+    def get(self, username: str) -> User | None:
+        with aws.translate_faults("dynamodb"):
+            resp = self._ddb.get_item(
+                TableName=self._table, Key=_user_key(username), ConsistentRead=True
+            )
+        item = resp.get("Item")
+        if not item:
+            return None
+        v = table.from_item(item)
+        return User(
+            username=v["username"],
+            user_id=v["user_id"],
+            password_hash=v["password_hash"],
+            disabled=bool(v.get("disabled", False)),
+            created_at=int(v.get("created_at", 0)),
+        )
+
+    def create(self, user: User) -> None:
+        from botocore.exceptions import ClientError
+
+        values = {
+            table.PK: f"USER#{user.username}",
+            table.SK: "USER",
+            "username": user.username,
+            "user_id": user.user_id,
+            "password_hash": user.password_hash,
+            "disabled": user.disabled,
+            "created_at": user.created_at,
+        }
+        with aws.translate_faults("dynamodb"):
+            try:
+                self._ddb.put_item(
+                    TableName=self._table,
+                    Item=table.to_item(values),
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+            except ClientError as exc:
+                if aws.error_code(exc) == "ConditionalCheckFailedException":
+                    raise UserExists(user.username) from exc
+                raise
+
+    def _update_existing(self, username: str, expr: str, values: dict[str, Any]) -> bool:
+        from botocore.exceptions import ClientError
+
+        with aws.translate_faults("dynamodb"):
+            try:
+                self._ddb.update_item(
+                    TableName=self._table,
+                    Key=_user_key(username),
+                    UpdateExpression=expr,
+                    ConditionExpression="attribute_exists(pk)",
+                    ExpressionAttributeValues={k: table.to_attr(v) for k, v in values.items()},
+                )
+            except ClientError as exc:
+                if aws.error_code(exc) == "ConditionalCheckFailedException":
+                    return False
+                raise
+        return True
+
+    def set_disabled(self, username: str, disabled: bool) -> bool:
+        return self._update_existing(username, "SET disabled = :d", {":d": disabled})
+
+    def set_password_hash(self, username: str, phc: str) -> bool:
+        return self._update_existing(username, "SET password_hash = :h", {":h": phc})
+
+    def delete(self, username: str) -> bool:
+        with aws.translate_faults("dynamodb"):
+            resp = self._ddb.delete_item(
+                TableName=self._table, Key=_user_key(username), ReturnValues="ALL_OLD"
+            )
+        return "Attributes" in resp

@@ -1,0 +1,23 @@
+"""First contents of the secrets on a new stack: a key set (and, with the refresh issue, a pepper).
+
+Used by the local stack and the tests. In AWS the rotation function's ``createSecret`` step does the
+same when it finds an empty set (the rotation schedule rotates once on creation).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chalicelib.keys import bootstrap_key_sets, parse_key_set
+
+
+def seed_secrets(session: Any, stage: str, now: int | None = None) -> None:
+    sm = session.client("secretsmanager")
+    private_id = f"tessera/{stage}/signing-keys"
+    current = sm.get_secret_value(SecretId=private_id)["SecretString"]
+    if parse_key_set(current):
+        return
+    private, public = bootstrap_key_sets(int(now if now is not None else time.time()))
+    sm.put_secret_value(SecretId=private_id, SecretString=private)
+    sm.put_secret_value(SecretId=f"tessera/{stage}/public-keys", SecretString=public)
