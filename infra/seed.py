@@ -21,3 +21,8 @@ def seed_secrets(session: Any, stage: str, now: int | None = None) -> None:
     private, public = bootstrap_key_sets(int(now if now is not None else time.time()))
     sm.put_secret_value(SecretId=private_id, SecretString=private)
     sm.put_secret_value(SecretId=f"tessera/{stage}/public-keys", SecretString=public)
+
+
+def seed_all(session: Any, stage: str, now: int | None = None) -> None:
+    """Everything a new local stack needs beyond the template's resources (idempotent)."""
+    seed_secrets(session, stage, now)
