@@ -1,0 +1,124 @@
+"""Authorization codes (RFC 6749 §4.1.2, §10.5; RFC 9700 §4.2).
+
+A code is 256 random bits, single use, valid for ``CODE_TTL`` seconds, bound to the client, the
+redirect URI, the PKCE challenge and the user. Only its SHA-256 is stored (a code is high-entropy,
+so a plain hash is enough to make a table dump useless). Redemption is one conditional write: the first
+redemption marks the code used and records the refresh-token family it started; a second redemption
+fails and returns that family so the caller can revoke what the first use issued (§4.1.2: "SHOULD
+revoke all tokens previously issued based on that authorization code").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib import aws, table
+
+CODE_TTL = 120
+
+
+@dataclass(frozen=True, slots=True)
+class CodeGrant:
+    client_id: str
+    redirect_uri: str
+    code_challenge: str
+    user_id: str
+    username: str
+    scope: str
+    expires_at: int
+
+
+class CodeAlreadyUsed(Exception):
+    def __init__(self, family_id: str | None) -> None:
+        super().__init__("authorization code re-used")
+        self.family_id = family_id
+
+
+def new_code() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _key(code: str) -> table.Item:
+    digest = hashlib.sha256(code.encode("utf-8")).hexdigest()
+    return table.key(f"CODE#{digest}", "CODE")
+
+
+class CodeStore:
+    def __init__(self, ddb: Any, table_name: str) -> None:
+        self._ddb = ddb
+        self._table = table_name
+
+    def save(self, code: str, grant: CodeGrant) -> None:
+        item = {
+            **{k: v["S"] for k, v in _key(code).items()},
+            "client_id": grant.client_id,
+            "redirect_uri": grant.redirect_uri,
+            "code_challenge": grant.code_challenge,
+            "user_id": grant.user_id,
+            "username": grant.username,
+            "scope": grant.scope,
+            "expires_at": grant.expires_at,
+            "used": False,
+            table.TTL: grant.expires_at + 86400,  # kept a day so re-use can still be detected
+        }
+        with aws.translate_faults("dynamodb"):
+            self._ddb.put_item(
+                TableName=self._table,
+                Item=table.to_item(item),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+
+    def redeem(self, code: str, now: int) -> CodeGrant | None:
+        """Mark the code used and return its grant; None if unknown or expired.
+
+        Raises ``CodeAlreadyUsed`` when the code was redeemed before.
+        """
+        from botocore.exceptions import ClientError
+
+        with aws.translate_faults("dynamodb"):
+            try:
+                resp = self._ddb.update_item(
+                    TableName=self._table,
+                    Key=_key(code),
+                    UpdateExpression="SET used = :t, used_at = :now",
+                    ConditionExpression="attribute_exists(pk) AND used = :f",
+                    ExpressionAttributeValues={
+                        ":t": {"BOOL": True},
+                        ":f": {"BOOL": False},
+                        ":now": {"N": str(now)},
+                    },
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except ClientError as exc:
+                if aws.error_code(exc) != "ConditionalCheckFailedException":
+                    raise
+                old = exc.response.get("Item")
+                if not old:
+                    return None
+                raise CodeAlreadyUsed(table.from_item(old).get("family_id")) from exc
+        v = table.from_item(resp["Attributes"])
+        if int(v["expires_at"]) <= now:
+            return None
+        return CodeGrant(
+            client_id=v["client_id"],
+            redirect_uri=v["redirect_uri"],
+            code_challenge=v["code_challenge"],
+            user_id=v["user_id"],
+            username=v["username"],
+            scope=v["scope"],
+            expires_at=int(v["expires_at"]),
+        )
+
+    def record_family(self, code: str, family_id: str) -> None:
+        """Remember which family the code started, so a re-use can revoke it."""
+        with aws.translate_faults("dynamodb"):
+            self._ddb.update_item(
+                TableName=self._table,
+                Key=_key(code),
+                UpdateExpression="SET family_id = :f",
+                ExpressionAttributeValues={":f": {"S": family_id}},
+            )

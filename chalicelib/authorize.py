@@ -1,0 +1,400 @@
+"""The authorization endpoint (RFC 6749 §4.1, RFC 7636, RFC 9700 §2.1, RFC 9207) and its pages.
+
+Flow: ``GET /oauth2/authorize`` validates the client and its exact redirect URI first. While either
+is in doubt, errors are shown on a page and never redirected (§4.1.2.1: an open redirector is worse
+than an error page). After that, every error goes back to the client's redirect URI with ``state``
+and ``iss``. Without a session the sign-in page is shown; first-party clients skip consent, others
+get a consent page that lists the scopes in plain words. The authorization request travels between
+the pages in a signed hidden field, so a form cannot change the client, redirect URI, scope or PKCE
+challenge, and every form carries a CSRF token (chalicelib.sessions).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from urllib.parse import urlencode, urlsplit
+
+from chalicelib import pages, pkce
+from chalicelib.auth_codes import CODE_TTL, CodeGrant, CodeStore, new_code
+from chalicelib.client_auth import ClientLookup
+from chalicelib.clients import Client
+from chalicelib.config import Settings
+from chalicelib.errors import InvalidGrant, InvalidRequest, InvalidScope
+from chalicelib.login import LoginGuard, authenticate
+from chalicelib.sessions import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    SESSION_TTL,
+    Session,
+    SessionSigner,
+    cookie,
+    new_nonce,
+)
+from chalicelib.token_endpoint import resolve_scope
+from chalicelib.users import UserStore
+
+AUTHORIZE_PATH = "/oauth2/authorize"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest:
+    client_id: str
+    redirect_uri: str
+    scope: str
+    state: str | None
+    code_challenge: str | None
+
+
+@dataclass
+class Outcome:
+    """What the HTTP layer should send: a page or a redirect, plus cookies to set."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    cookies: list[str] = field(default_factory=list)
+
+
+class _PageError(Exception):
+    def __init__(self, title: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.title = title
+        self.message = message
+        self.status = status
+
+
+class _RedirectError(Exception):
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+
+
+def _single(params: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Query/form pairs to a dict; a repeated parameter is an error (§3.1), empty = absent."""
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in params:
+        if name in seen:
+            raise _RedirectError("invalid_request", "a parameter was sent more than once")
+        seen.add(name)
+        if value != "":
+            out[name] = value
+    return out
+
+
+def append_query(uri: str, params: dict[str, str]) -> str:
+    sep = "&" if urlsplit(uri).query else "?"
+    return uri + sep + urlencode(params)
+
+
+class AuthorizationEndpoint:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clients: ClientLookup,
+        users: UserStore,
+        guard: LoginGuard | None,
+        codes: CodeStore,
+        signer: SessionSigner,
+        secure_cookies: bool,
+        brand: str = "Tessera",
+    ) -> None:
+        self._s = settings
+        self._clients = clients
+        self._users = users
+        self._guard = guard
+        self._codes = codes
+        self._signer = signer
+        self._secure = secure_cookies
+        self._brand = brand
+
+    # -- entry points ------------------------------------------------------------------------
+
+    def get(
+        self, query: Sequence[tuple[str, str]], cookies: dict[str, str | None], now: int
+    ) -> Outcome:
+        names = [n for n, _ in query]
+        client_id_values = [v for n, v in query if n == "client_id"]
+        redirect_values = [v for n, v in query if n == "redirect_uri"]
+        try:
+            if len(client_id_values) != 1 or len(redirect_values) > 1:
+                raise _PageError("Invalid request", "The application sent a malformed request.")
+            client, redirect_uri = self._client_and_redirect(
+                client_id_values[0], redirect_values[0] if redirect_values else None
+            )
+        except _PageError as exc:
+            return self._page(
+                pages.error(
+                    brand=self._brand, title=exc.title, message=exc.message, status=exc.status
+                )
+            )
+        state = (
+            next((v for n, v in query if n == "state"), None) if names.count("state") == 1 else None
+        )
+        try:
+            request = self._validate(client, redirect_uri, _single(query))
+        except _RedirectError as exc:
+            return self._redirect_error(redirect_uri, exc.error, exc.description, state)
+        session = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        return self._continue(client, request, session, cookies, now)
+
+    def post(
+        self,
+        form: Sequence[tuple[str, str]],
+        cookies: dict[str, str | None],
+        source_ip: str | None,
+        now: int,
+    ) -> Outcome:
+        try:
+            fields = _single(form)
+        except _RedirectError:
+            return self._page(
+                pages.error(
+                    brand=self._brand, title="Invalid request", message="The form was malformed."
+                )
+            )
+        raw = self._signer.open_blob(fields.get("request"))
+        if raw is None:
+            return self._page(
+                pages.error(
+                    brand=self._brand,
+                    title="Invalid request",
+                    message=(
+                        "The sign-in form has expired or was altered. "
+                        "Start again from the application."
+                    ),
+                )
+            )
+        if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf")):
+            return self._page(
+                pages.error(
+                    brand=self._brand,
+                    title="Session expired",
+                    message=(
+                        "Your sign-in form is no longer valid. "
+                        "Go back to the application and start again."
+                    ),
+                    status=403,
+                )
+            )
+        request = AuthRequest(**json.loads(raw))
+        try:
+            client, redirect_uri = self._client_and_redirect(
+                request.client_id, request.redirect_uri
+            )
+        except _PageError as exc:
+            return self._page(
+                pages.error(
+                    brand=self._brand, title=exc.title, message=exc.message, status=exc.status
+                )
+            )
+        step = fields.get("step")
+        if step == "login":
+            try:
+                user = authenticate(
+                    self._users,
+                    self._guard,
+                    raw_username=fields.get("username", ""),
+                    password=fields.get("password", ""),
+                    client_id=client.client_id,
+                    source_ip=source_ip,
+                    now=now,
+                )
+            except InvalidGrant:
+                return self._login_page(
+                    client, request, cookies, error="Invalid username or password."
+                )
+            value = self._signer.issue(user.user_id, user.username, now)
+            fresh = Session(user.user_id, user.username, now, now + SESSION_TTL)
+            outcome = self._continue(client, request, fresh, cookies, now)
+            outcome.cookies.append(
+                cookie(SESSION_COOKIE, value, secure=self._secure, max_age=SESSION_TTL)
+            )
+            return outcome
+        current = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        if step == "consent" and current is not None:
+            if fields.get("decision") == "allow":
+                return self._issue_code(client, request, current, now)
+            return self._redirect_error(
+                redirect_uri, "access_denied", "the user denied access", request.state
+            )
+        return self._login_page(client, request, cookies)
+
+    # -- validation ----------------------------------------------------------------------------
+
+    def _client_and_redirect(self, client_id: str, redirect_uri: str | None) -> tuple[Client, str]:
+        client = self._clients.get(client_id)
+        if client is None or not client.allows("authorization_code"):
+            raise _PageError(
+                "Unknown application", "This application is not registered for sign-in."
+            )
+        if redirect_uri is None:
+            if len(client.redirect_uris) != 1:
+                raise _PageError("Invalid redirect", "The application did not say where to return.")
+            return client, client.redirect_uris[0]
+        # Exact string match (RFC 9700 §4.1.1): no prefixes, no wildcards, no normalisation.
+        if redirect_uri not in client.redirect_uris:
+            raise _PageError(
+                "Invalid redirect",
+                "The application asked to return to an address it has not registered.",
+            )
+        return client, redirect_uri
+
+    def _validate(self, client: Client, redirect_uri: str, params: dict[str, str]) -> AuthRequest:
+        if params.get("response_type") != "code":
+            raise _RedirectError(
+                "unsupported_response_type", "only response_type=code is supported"
+            )
+        challenge = params.get("code_challenge")
+        method = params.get("code_challenge_method")
+        if challenge is None:
+            if method is not None:
+                raise _RedirectError(
+                    "invalid_request", "code_challenge_method without code_challenge"
+                )
+            if client.public:
+                raise _RedirectError(
+                    "invalid_request", "PKCE (code_challenge with S256) is required"
+                )
+        else:
+            if method != "S256":
+                raise _RedirectError("invalid_request", "code_challenge_method must be S256")
+            if not pkce.valid_challenge(challenge):
+                raise _RedirectError("invalid_request", "code_challenge is malformed")
+        try:
+            scope = resolve_scope(client, params.get("scope"))
+        except InvalidScope as exc:
+            raise _RedirectError("invalid_scope", exc.description or "invalid scope") from exc
+        return AuthRequest(client.client_id, redirect_uri, scope, params.get("state"), challenge)
+
+    # -- steps ---------------------------------------------------------------------------------
+
+    def _continue(
+        self,
+        client: Client,
+        request: AuthRequest,
+        session: Session | None,
+        cookies: dict[str, str | None],
+        now: int,
+    ) -> Outcome:
+        if session is None:
+            return self._login_page(client, request, cookies)
+        if client.first_party:
+            return self._issue_code(client, request, session, now)
+        nonce, set_cookie = self._nonce(cookies)
+        outcome = self._page(
+            pages.consent(
+                brand=self._brand,
+                client_name=client.name,
+                username=session.username,
+                scopes=request.scope.split(),
+                action=AUTHORIZE_PATH,
+                request_blob=self._signer.sign_blob(json.dumps(asdict(request))),
+                csrf=self._signer.csrf_token(nonce),
+            )
+        )
+        outcome.cookies.extend(set_cookie)
+        return outcome
+
+    def _login_page(
+        self, client: Client, request: AuthRequest, cookies: dict[str, str | None], error: str = ""
+    ) -> Outcome:
+        nonce, set_cookie = self._nonce(cookies)
+        outcome = self._page(
+            pages.login(
+                brand=self._brand,
+                client_name=client.name,
+                action=AUTHORIZE_PATH,
+                request_blob=self._signer.sign_blob(json.dumps(asdict(request))),
+                csrf=self._signer.csrf_token(nonce),
+                error=error,
+            )
+        )
+        outcome.cookies.extend(set_cookie)
+        return outcome
+
+    def _issue_code(
+        self, client: Client, request: AuthRequest, session: Session, now: int
+    ) -> Outcome:
+        code = new_code()
+        self._codes.save(
+            code,
+            CodeGrant(
+                client_id=client.client_id,
+                redirect_uri=request.redirect_uri,
+                code_challenge=request.code_challenge or "",
+                user_id=session.user_id,
+                username=session.username,
+                scope=request.scope,
+                expires_at=now + CODE_TTL,
+            ),
+        )
+        params = {"code": code}
+        if request.state is not None:
+            params["state"] = request.state
+        params["iss"] = self._s.issuer
+        return Outcome(
+            303,
+            {"Location": append_query(request.redirect_uri, params), "Cache-Control": "no-store"},
+        )
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _nonce(self, cookies: dict[str, str | None]) -> tuple[str, list[str]]:
+        existing = cookies.get(CSRF_COOKIE)
+        if existing:
+            return existing, []
+        nonce = new_nonce()
+        return nonce, [cookie(CSRF_COOKIE, nonce, secure=self._secure, max_age=3600)]
+
+    def _redirect_error(
+        self, redirect_uri: str, error: str, description: str, state: str | None
+    ) -> Outcome:
+        params = {"error": error, "error_description": description}
+        if state is not None:
+            params["state"] = state
+        params["iss"] = self._s.issuer
+        return Outcome(
+            303, {"Location": append_query(redirect_uri, params), "Cache-Control": "no-store"}
+        )
+
+    def _page(self, page: pages.Page) -> Outcome:
+        return Outcome(page.status, dict(pages.SECURITY_HEADERS), page.html)
+
+
+def exchange_code(
+    codes: CodeStore,
+    client: Client,
+    form: dict[str, str],
+    now: int,
+) -> CodeGrant:
+    """The ``authorization_code`` grant's checks (RFC 6749 §4.1.3, RFC 7636 §4.6).
+
+    Raises ``InvalidGrant`` for every mismatch; on a re-used code the caller revokes the family
+    the first redemption started (``CodeAlreadyUsed`` carries it).
+    """
+    code = form.get("code")
+    verifier = form.get("code_verifier")
+    if code is None:
+        raise InvalidRequest("code is required")
+    grant = codes.redeem(code, now)
+    if grant is None or grant.client_id != client.client_id:
+        raise InvalidGrant("the authorization code is invalid or expired")
+    # RFC 6749 §4.1.3: the same redirect_uri as in the authorization request. It may be left
+    # out only by a client with a single registered URI (which the request then defaulted to).
+    sent_uri = form.get("redirect_uri")
+    if sent_uri is None:
+        if client.redirect_uris != (grant.redirect_uri,):
+            raise InvalidGrant("redirect_uri does not match the authorization request")
+    elif sent_uri != grant.redirect_uri:
+        raise InvalidGrant("redirect_uri does not match the authorization request")
+    if grant.code_challenge:
+        if verifier is None or not pkce.verify(verifier, grant.code_challenge):
+            raise InvalidGrant("PKCE verification failed")
+    elif verifier is not None or client.public:
+        raise InvalidGrant("PKCE verification failed")
+    return grant

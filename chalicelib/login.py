@@ -1,0 +1,57 @@
+"""Resource-owner authentication, shared by the password grant and the hosted login page.
+
+One code path so both get the same brute-force protection (RFC 6749 §4.3.2) and the same answer
+for an unknown user, a wrong password, a disabled account and a locked account: the caller cannot
+tell them apart, in body or in timing (the Argon2id check always runs, on a dummy hash if needed).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from chalicelib import passwords
+from chalicelib.errors import InvalidGrant
+from chalicelib.users import InvalidUsername, User, UserStore, normalize_username
+
+BAD_CREDENTIALS = "invalid username or password"
+
+
+class LoginGuard(Protocol):
+    """Brute-force protection (implemented by chalicelib.login_guard)."""
+
+    def check(self, username: str, client_id: str, source_ip: str | None, now: int) -> None:
+        """Raise ``InvalidGrant`` (same text as bad credentials) while locked."""
+
+    def failed(self, username: str, client_id: str, source_ip: str | None, now: int) -> None: ...
+
+    def succeeded(self, username: str, client_id: str, source_ip: str | None, now: int) -> None: ...
+
+
+def authenticate(
+    users: UserStore,
+    guard: LoginGuard | None,
+    *,
+    raw_username: str,
+    password: str,
+    client_id: str,
+    source_ip: str | None,
+    now: int,
+) -> User:
+    """The user, or ``InvalidGrant(BAD_CREDENTIALS)`` for every kind of failure."""
+    try:
+        username = normalize_username(raw_username)
+    except InvalidUsername:
+        username = ""
+    if guard is not None:
+        guard.check(username, client_id, source_ip, now)
+    user = users.get(username) if username else None
+    ok = passwords.verify_password(password, user.password_hash if user else None)
+    if not ok or user is None or user.disabled:
+        if guard is not None:
+            guard.failed(username, client_id, source_ip, now)
+        raise InvalidGrant(BAD_CREDENTIALS)
+    if guard is not None:
+        guard.succeeded(username, client_id, source_ip, now)
+    if passwords.needs_rehash(user.password_hash):
+        users.set_password_hash(user.username, passwords.hash_password(password))
+    return user

@@ -1,0 +1,185 @@
+"""Server-rendered HTML for the hosted pages: sign-in, consent, errors, connected apps.
+
+No JavaScript and no external assets (a CDN would be a privacy leak and is unreachable offline).
+Every value is HTML-escaped here; callers pass plain text. Pages are sent with a strict
+Content-Security-Policy and ``X-Frame-Options: DENY`` (clickjacking on a login page).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+SECURITY_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+}
+
+# Plain words for the scopes we know; unknown scopes are shown by name.
+SCOPE_WORDS = {
+    "people:read": "See the people directory",
+    "articles:read": "Read articles",
+    "articles:write": "Write and publish articles",
+}
+
+_CSS = """
+:root{--fg:#1d2330;--muted:#5b6478;--bg:#f4f6fa;--card:#fff;--accent:#2452c7;--danger:#b3261e;
+--border:#d8dde8;color-scheme:light}
+*{box-sizing:border-box}
+body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);
+background:var(--bg);min-height:100vh;display:flex;flex-direction:column;align-items:center}
+header{width:100%;padding:1rem 1.5rem;font-weight:700;letter-spacing:.02em}
+main{width:100%;max-width:28rem;padding:0 1rem 3rem}
+main.wide{max-width:44rem}
+.card{background:var(--card);border:1px solid var(--border);border-radius:12px;padding:1.75rem;
+box-shadow:0 1px 2px rgba(0,0,0,.04)}
+h1{font-size:1.4rem;margin:0 0 .75rem}
+p{margin:.5rem 0}
+.muted{color:var(--muted);font-size:.95rem}
+label{display:block;font-weight:600;margin:1rem 0 .35rem}
+input[type=text],input[type=password]{width:100%;padding:.65rem .75rem;font:inherit;
+border:1px solid var(--border);border-radius:8px}
+input:focus-visible,button:focus-visible{outline:3px solid #9db5f5;outline-offset:1px}
+button{font:inherit;font-weight:600;padding:.65rem 1.1rem;border-radius:8px;
+border:1px solid var(--accent);background:var(--accent);color:#fff;cursor:pointer}
+button.secondary{background:#fff;color:var(--accent)}
+button.danger{background:#fff;color:var(--danger);border-color:var(--danger)}
+.actions{display:flex;gap:.75rem;margin-top:1.5rem;flex-wrap:wrap}
+.error{background:#fdecea;color:var(--danger);border-radius:8px;padding:.6rem .8rem;margin:.5rem 0}
+ul.scopes{padding-left:1.2rem}
+table{width:100%;border-collapse:collapse;margin-top:1rem}
+th,td{text-align:left;padding:.6rem .4rem;border-bottom:1px solid var(--border);vertical-align:top}
+th{font-size:.85rem;color:var(--muted);font-weight:600}
+@media (max-width:560px){table,thead,tbody,tr,th,td{display:block}thead{display:none}
+tr{border-bottom:1px solid var(--border);padding:.5rem 0}td{border:0;padding:.2rem 0}}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    html: str
+    status: int = 200
+
+
+def _layout(title: str, body: str, brand: str, wide: bool = False) -> str:
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{escape(title)} · {escape(brand)}</title><style>{_CSS}</style></head>"
+        f"<body><header>{escape(brand)}</header>"
+        f'<main class="{"wide" if wide else ""}"><div class="card">{body}</div></main>'
+        "</body></html>"
+    )
+
+
+def _hidden(name: str, value: str) -> str:
+    return f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
+
+
+def login(
+    *, brand: str, client_name: str, action: str, request_blob: str, csrf: str, error: str = ""
+) -> Page:
+    err = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    body = (
+        "<h1>Sign in</h1>"
+        f'<p class="muted">to continue to <strong>{escape(client_name)}</strong></p>{err}'
+        f'<form method="post" action="{escape(action)}">'
+        + _hidden("request", request_blob)
+        + _hidden("csrf", csrf)
+        + _hidden("step", "login")
+        + '<label for="username">Username</label>'
+        '<input id="username" name="username" type="text" autocomplete="username" '
+        "required autofocus>"
+        '<label for="password">Password</label>'
+        '<input id="password" name="password" type="password" '
+        'autocomplete="current-password" required>'
+        '<div class="actions"><button type="submit">Sign in</button></div></form>'
+    )
+    return Page(_layout("Sign in", body, brand), 401 if error else 200)
+
+
+def consent(
+    *,
+    brand: str,
+    client_name: str,
+    username: str,
+    scopes: list[str],
+    action: str,
+    request_blob: str,
+    csrf: str,
+) -> Page:
+    items = "".join(f"<li>{escape(SCOPE_WORDS.get(s, s))}</li>" for s in scopes) or (
+        "<li>Know who you are</li>"
+    )
+    body = (
+        f"<h1>Allow {escape(client_name)}?</h1>"
+        f'<p class="muted">Signed in as <strong>{escape(username)}</strong>. '
+        f"{escape(client_name)} asks to:</p>"
+        f'<ul class="scopes">{items}</ul>'
+        f'<form method="post" action="{escape(action)}">'
+        + _hidden("request", request_blob)
+        + _hidden("csrf", csrf)
+        + _hidden("step", "consent")
+        + '<div class="actions"><button type="submit" name="decision" value="allow">Allow</button>'
+        '<button class="secondary" type="submit" name="decision" value="deny">Deny</button></div>'
+        "</form>"
+        '<p class="muted">You can withdraw access at any time under Connected apps.</p>'
+    )
+    return Page(_layout("Allow access", body, brand))
+
+
+def error(*, brand: str, title: str, message: str, status: int = 400) -> Page:
+    body = f"<h1>{escape(title)}</h1><p>{escape(message)}</p>"
+    return Page(_layout(title, body, brand), status)
+
+
+@dataclass(frozen=True, slots=True)
+class AppRow:
+    family_id: str
+    client_name: str
+    scopes: list[str]
+    first_used: str
+    last_used: str
+
+
+def connected_apps(
+    *, brand: str, username: str, rows: list[AppRow], csrf: str, notice: str = ""
+) -> Page:
+    note = f'<p class="muted" role="status">{escape(notice)}</p>' if notice else ""
+    if rows:
+        trs = "".join(
+            "<tr>"
+            f"<td><strong>{escape(r.client_name)}</strong></td>"
+            f"<td>{escape(', '.join(SCOPE_WORDS.get(s, s) for s in r.scopes) or '—')}</td>"
+            f"<td>{escape(r.first_used)}</td><td>{escape(r.last_used)}</td>"
+            '<td><form method="post" action="/account/apps/revoke">'
+            + _hidden("csrf", csrf)
+            + _hidden("grant", r.family_id)
+            + f'<button class="danger" type="submit" aria-label="Revoke access for '
+            f'{escape(r.client_name)}">Revoke</button></form></td></tr>'
+            for r in rows
+        )
+        table_html = (
+            "<table><thead><tr><th>Application</th><th>Access</th><th>First used</th>"
+            f"<th>Last used</th><th></th></tr></thead><tbody>{trs}</tbody></table>"
+        )
+    else:
+        table_html = "<p>No application has access to your account.</p>"
+    body = (
+        "<h1>Connected apps</h1>"
+        f'<p class="muted">Signed in as <strong>{escape(username)}</strong>. These applications '
+        "can act on your behalf until you revoke them.</p>"
+        f"{note}{table_html}"
+        '<form method="post" action="/account/logout">'
+        + _hidden("csrf", csrf)
+        + '<div class="actions"><button class="secondary" type="submit">Sign out</button></div>'
+        "</form>"
+    )
+    return Page(_layout("Connected apps", body, brand, wide=True))

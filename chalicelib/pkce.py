@@ -1,0 +1,37 @@
+"""Proof Key for Code Exchange (RFC 7636), S256 only.
+
+``plain`` is refused (RFC 9700 §2.1.1: S256 is the only method a client should use, and an attacker
+who can read the authorization request learns a plain verifier). The verifier is 43-128 characters
+from the unreserved set (§4.1); the challenge is BASE64URL(SHA256(verifier)) without padding, which
+is always exactly 43 characters.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+
+_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+METHODS = ("S256",)
+
+
+def valid_verifier(verifier: str) -> bool:
+    return bool(_VERIFIER.match(verifier))
+
+
+def valid_challenge(challenge: str) -> bool:
+    return bool(_CHALLENGE.match(challenge))
+
+
+def s256(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def verify(verifier: str, challenge: str) -> bool:
+    if not valid_verifier(verifier) or not valid_challenge(challenge):
+        return False
+    return hmac.compare_digest(s256(verifier), challenge)
