@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from urllib.parse import unquote_plus
 
@@ -17,6 +18,17 @@ from chalicelib.errors import InvalidClient, InvalidRequest
 
 FORM = "application/x-www-form-urlencoded"
 MAX_BODY = 16 * 1024
+# A "%" not followed by two hex digits: a real encoder never produces it, and decoders disagree on
+# what it means (left as is, or an error), so one request could mean two things. Refuse it.
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def form_decode(text: str) -> str:
+    """One ``application/x-www-form-urlencoded`` name or value: '+' is a space, %XX are UTF-8
+    bytes. Malformed escapes and invalid UTF-8 raise ``ValueError``."""
+    if _BAD_ESCAPE.search(text):
+        raise ValueError("malformed percent-encoding")
+    return unquote_plus(text, errors="strict")
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -49,10 +61,10 @@ def parse_form(content_type: str | None, body: bytes | None) -> dict[str, str]:
             continue
         name, _, value = pair.partition("=")
         try:
-            name = unquote_plus(name, errors="strict")
-            value = unquote_plus(value, errors="strict")
-        except UnicodeDecodeError as exc:
-            raise InvalidRequest("the request body is not valid UTF-8") from exc
+            name = form_decode(name)
+            value = form_decode(value)
+        except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+            raise InvalidRequest("the request body is not correctly form-encoded") from exc
         if name in seen:
             raise InvalidRequest("a parameter was sent more than once")
         seen.add(name)
@@ -74,9 +86,9 @@ def parse_basic(authorization: str) -> tuple[str, str]:
     if not sep:
         raise InvalidClient("malformed basic credentials")
     try:
-        client_id = unquote_plus(client_id, errors="strict")
-        secret = unquote_plus(secret, errors="strict")
-    except UnicodeDecodeError as exc:
+        client_id = form_decode(client_id)
+        secret = form_decode(secret)
+    except ValueError as exc:
         raise InvalidClient("malformed basic credentials") from exc
     if not client_id:
         raise InvalidClient("malformed basic credentials")

@@ -26,7 +26,11 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 SUPPORTED_ALGS = ("ES256", "RS256")
-_B64URL = re.compile(rb"^[A-Za-z0-9_-]*$")
+_B64URL = re.compile(rb"[A-Za-z0-9_-]*")  # used with fullmatch: "$" would allow a final "\n"
+# JWK members that only private (or symmetric) keys have (RFC 7518 §6.2.2, §6.3.2, §6.4).
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+_EC_COORD = 32  # P-256 coordinates and private scalar are exactly 32 bytes (RFC 7518 §6.2.1.2)
+MIN_RSA_BITS = 2048
 
 
 class JoseError(ValueError):
@@ -39,8 +43,11 @@ def b64url_encode(data: bytes) -> str:
 
 def b64url_decode(data: str | bytes) -> bytes:
     """Strict base64url without padding (RFC 7515 §2): other alphabets and '=' are rejected."""
-    raw = data.encode("ascii") if isinstance(data, str) else data
-    if not _B64URL.match(raw) or len(raw) % 4 == 1:
+    try:
+        raw = data.encode("ascii") if isinstance(data, str) else data
+    except UnicodeEncodeError as exc:
+        raise JoseError("invalid base64url") from exc
+    if not _B64URL.fullmatch(raw) or len(raw) % 4 == 1:
         raise JoseError("invalid base64url")
     try:
         decoded = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
@@ -57,10 +64,13 @@ def _int_to_b64(value: int, length: int | None = None) -> str:
     return b64url_encode(value.to_bytes(size, "big"))
 
 
-def _b64_to_int(value: Any) -> int:
+def _b64_to_int(value: Any, length: int | None = None) -> int:
     if not isinstance(value, str) or not value:
         raise JoseError("missing JWK member")
-    return int.from_bytes(b64url_decode(value), "big")
+    raw = b64url_decode(value)
+    if length is not None and len(raw) != length:
+        raise JoseError("JWK member has the wrong length")
+    return int.from_bytes(raw, "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,44 +182,65 @@ def _check_binding(jwk: dict[str, Any]) -> tuple[str, str]:
         raise JoseError("JWK algorithm does not match key type")
     if kty == "EC" and jwk.get("crv") != "P-256":
         raise JoseError("unsupported curve")
+    if jwk.get("use", "sig") != "sig":
+        raise JoseError("JWK is not meant for signatures")
     return kid, str(alg)
 
 
 def load_signing_key(jwk: dict[str, Any]) -> SigningKey:
+    """A private JWK as a key object bound to its ``alg``; ``JoseError`` for anything else."""
     kid, alg = _check_binding(jwk)
-    if alg == "ES256":
-        pub = ec.EllipticCurvePublicNumbers(
-            _b64_to_int(jwk.get("x")), _b64_to_int(jwk.get("y")), ec.SECP256R1()
-        )
-        private = ec.EllipticCurvePrivateNumbers(_b64_to_int(jwk.get("d")), pub).private_key()
-        return SigningKey(kid, alg, private)
-    rpub = rsa.RSAPublicNumbers(_b64_to_int(jwk.get("e")), _b64_to_int(jwk.get("n")))
-    rpriv = rsa.RSAPrivateNumbers(
-        p=_b64_to_int(jwk.get("p")),
-        q=_b64_to_int(jwk.get("q")),
-        d=_b64_to_int(jwk.get("d")),
-        dmp1=_b64_to_int(jwk.get("dp")),
-        dmq1=_b64_to_int(jwk.get("dq")),
-        iqmp=_b64_to_int(jwk.get("qi")),
-        public_numbers=rpub,
-    ).private_key()
+    try:
+        if alg == "ES256":
+            pub = ec.EllipticCurvePublicNumbers(
+                _b64_to_int(jwk.get("x"), _EC_COORD),
+                _b64_to_int(jwk.get("y"), _EC_COORD),
+                ec.SECP256R1(),
+            )
+            d = _b64_to_int(jwk.get("d"), _EC_COORD)
+            return SigningKey(kid, alg, ec.EllipticCurvePrivateNumbers(d, pub).private_key())
+        rpub = rsa.RSAPublicNumbers(_b64_to_int(jwk.get("e")), _b64_to_int(jwk.get("n")))
+        rpriv = rsa.RSAPrivateNumbers(
+            p=_b64_to_int(jwk.get("p")),
+            q=_b64_to_int(jwk.get("q")),
+            d=_b64_to_int(jwk.get("d")),
+            dmp1=_b64_to_int(jwk.get("dp")),
+            dmq1=_b64_to_int(jwk.get("dq")),
+            iqmp=_b64_to_int(jwk.get("qi")),
+            public_numbers=rpub,
+        ).private_key()
+    except JoseError:
+        raise
+    except ValueError as exc:  # cryptography: inconsistent numbers, point not on the curve
+        raise JoseError("invalid private key") from exc
+    if rpriv.key_size < MIN_RSA_BITS:
+        raise JoseError("RSA key too small")
     return SigningKey(kid, alg, rpriv)
 
 
 def load_verifying_key(jwk: dict[str, Any]) -> VerifyingKey:
+    """A public JWK as a key object bound to its ``alg``. Private members are refused: a public
+    key set that carries them is a deployment mistake that must not go unnoticed."""
     kid, alg = _check_binding(jwk)
-    if "d" in jwk:
+    if PRIVATE_MEMBERS & jwk.keys():
         raise JoseError("private material in a public key set")
-    if alg == "ES256":
-        key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey = ec.EllipticCurvePublicNumbers(
-            _b64_to_int(jwk.get("x")), _b64_to_int(jwk.get("y")), ec.SECP256R1()
-        ).public_key()
-    else:
-        key = rsa.RSAPublicNumbers(
-            _b64_to_int(jwk.get("e")), _b64_to_int(jwk.get("n"))
-        ).public_key()
-        if key.key_size < 2048:
-            raise JoseError("RSA key too small")
+    try:
+        if alg == "ES256":
+            key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey = ec.EllipticCurvePublicNumbers(
+                _b64_to_int(jwk.get("x"), _EC_COORD),
+                _b64_to_int(jwk.get("y"), _EC_COORD),
+                ec.SECP256R1(),
+            ).public_key()
+        else:
+            key = rsa.RSAPublicNumbers(
+                _b64_to_int(jwk.get("e")), _b64_to_int(jwk.get("n"))
+            ).public_key()
+    except JoseError:
+        raise
+    except ValueError as exc:  # point not on the curve, bad RSA numbers
+        raise JoseError("invalid public key") from exc
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        raise JoseError("RSA key too small")
     return VerifyingKey(kid, alg, key)
 
 
