@@ -19,6 +19,7 @@ from chalicelib import jose
 
 MAX_TOKEN_LENGTH = 4096
 MAX_KID_LENGTH = 128
+MAX_LEEWAY = 60  # seconds; RFC 8725 leaves it open, our rule caps it
 TYP = "at+jwt"
 _ACCEPTED_TYP = {"at+jwt", "application/at+jwt"}
 REQUIRED_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti", "scope")
@@ -75,6 +76,16 @@ def issue(
     return signer.sign(claims, TYP), claims
 
 
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """JSON object hook: a member named twice is an error (one token, one meaning)."""
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise InvalidToken("duplicate claim")
+        out[name] = value
+    return out
+
+
 def _int_claim(payload: dict[str, Any], name: str, required: bool) -> int | None:
     value = payload.get(name)
     if value is None and not required:
@@ -97,7 +108,9 @@ def validate(
     """Return the claims of a valid token or raise ``InvalidToken``.
 
     ``key_for`` maps an (untrusted) ``kid`` to a known key; it is a lookup, never a path.
+    ``leeway`` is clamped to 0..60 s whatever the caller passes.
     """
+    leeway = max(0, min(leeway, MAX_LEEWAY))
     try:
         jws = jose.parse_compact(token, MAX_TOKEN_LENGTH)
     except jose.JoseError as exc:
@@ -123,8 +136,10 @@ def validate(
         raise InvalidToken("bad signature")
 
     try:
-        payload = json.loads(jws.payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+        payload = json.loads(jws.payload, object_pairs_hook=_no_duplicates)
+    except InvalidToken:
+        raise
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidToken("payload is not JSON") from exc
     if not isinstance(payload, dict):
         raise InvalidToken("payload is not an object")
@@ -134,6 +149,9 @@ def validate(
     for name in ("iss", "sub", "client_id", "scope", "jti"):
         if not isinstance(payload[name], str):
             raise InvalidToken(f"{name} is not a string")
+    for name in ("iss", "sub", "client_id", "jti"):
+        if not payload[name]:
+            raise InvalidToken(f"{name} is empty")
     if payload["iss"] != issuer:
         raise InvalidToken("wrong issuer")
     aud = payload["aud"]
@@ -157,6 +175,9 @@ def validate(
     if iat > now + leeway:
         raise InvalidToken("issued in the future")
     sid = payload.get("sid")
+    if sid is not None and (not isinstance(sid, str) or not sid):
+        # Revocation checks key on sid: a token whose family cannot be named is not accepted.
+        raise InvalidToken("bad sid")
     return AccessTokenClaims(
         iss=payload["iss"],
         sub=payload["sub"],
@@ -166,6 +187,6 @@ def validate(
         jti=payload["jti"],
         iat=iat,
         exp=exp,
-        sid=sid if isinstance(sid, str) else None,
+        sid=sid,
         kid=kid,
     )

@@ -12,7 +12,9 @@ validate before a key signs and after it stops signing (see chalicelib.rotation)
 Caches: a set is re-read after ``key_cache_ttl`` seconds. If the key store is unreachable, the last
 good set keeps working for ``key_stale_max`` seconds, then callers fail closed. An unknown ``kid``
 may force one early re-read, at most once per ``UNKNOWN_KID_REFRESH_INTERVAL``, so a flood of
-made-up ``kid`` values cannot hammer Secrets Manager.
+made-up ``kid`` values cannot hammer Secrets Manager. After a failed read the store is not asked
+again for ``FETCH_FAILURE_BACKOFF`` seconds: during an outage one caller per interval pays the
+retries and timeouts, the others get the last good set (or fail closed) at once.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from chalicelib.faults import BackendUnavailable
 
 STATES = ("next", "current", "previous")
 UNKNOWN_KID_REFRESH_INTERVAL = 30.0
+FETCH_FAILURE_BACKOFF = 10.0
 
 
 class KeySetError(ValueError):
@@ -97,7 +100,9 @@ class CachedSecret:
         self._value: str | None = None
         self._fetched_at = 0.0
         self._last_forced = float("-inf")
+        self._failed_at = float("-inf")
         self._lock = threading.Lock()
+        self._forced_lock = threading.Lock()
         self.version = 0  # bumps whenever the value changes, so parsed forms can be memoised
 
     def get(self) -> str:
@@ -109,9 +114,10 @@ class CachedSecret:
     def force_refresh(self) -> bool:
         """Re-read now unless that was done within the rate limit. True if a read happened."""
         now = self._clock.now()
-        if now - self._last_forced < UNKNOWN_KID_REFRESH_INTERVAL:
-            return False
-        self._last_forced = now
+        with self._forced_lock:
+            if now - self._last_forced < UNKNOWN_KID_REFRESH_INTERVAL:
+                return False
+            self._last_forced = now
         try:
             self._refresh(now)
         except BackendUnavailable:
@@ -120,17 +126,25 @@ class CachedSecret:
 
     def _refresh(self, now: float) -> str:
         with self._lock:
+            if now - self._failed_at < FETCH_FAILURE_BACKOFF:
+                return self._stale(now, BackendUnavailable("secretsmanager", "backing off"))
             try:
                 value = self._fetch()
-            except BackendUnavailable:
-                if self._value is not None and now - self._fetched_at < self._stale_max:
-                    return self._value
-                raise
+            except BackendUnavailable as exc:
+                self._failed_at = now
+                return self._stale(now, exc)
             if value != self._value:
                 self._value = value
                 self.version += 1
             self._fetched_at = now
+            self._failed_at = float("-inf")
             return value
+
+    def _stale(self, now: float, fault: BackendUnavailable) -> str:
+        """The last good value while it is younger than ``stale_max``; past that, fail closed."""
+        if self._value is not None and now - self._fetched_at < self._stale_max:
+            return self._value
+        raise fault
 
 
 class SigningKeyRing:
