@@ -73,7 +73,12 @@ def app_client(aws: boto3.Session) -> Iterator[Any]:
     from chalice.test import Client
 
     import app as app_module
+    from chalicelib.config import settings
 
+    # The test client overlays the "local" stage's variables (.chalice/config.json) on os.environ
+    # during each call; read the settings now, from the test environment, so a first read inside
+    # a call cannot pick up the local stack's table and audience.
+    settings()
     with Client(app_module.app, stage_name="local") as c:
         yield c
 
