@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from chalicelib.clients import (
     new_client_id,
     new_client_secret,
 )
+from chalicelib.config import local_state_path
 from chalicelib.faults import BackendUnavailable
 from chalicelib.passwords import hash_password
 from chalicelib.token_endpoint import parse_scope
@@ -136,9 +138,10 @@ def use_stage(stage: str) -> None:
     env = dict(config.get("environment_variables", {}))
     env.update(config["stages"][stage].get("environment_variables", {}))
     if stage == "local":
-        if not LOCAL_STATE.exists():
+        state_file = local_state_path(LOCAL_STATE)
+        if not state_file.exists():
             raise AdminError("the local stack is not running: start it with `make local`")
-        state = json.loads(LOCAL_STATE.read_text())
+        state = json.loads(state_file.read_text())
         env.update(state["env"])
         os.environ.update(
             {
@@ -179,7 +182,8 @@ def _client_create(args: argparse.Namespace) -> None:
         first_party=args.first_party,
         redirect_uris=args.redirect_uri,
     )
-    text = f"client_id:     {result['client_id']}\nclient_secret: {result['client_secret']}"
+    secret = result["client_secret"] or "null"
+    text = f"client_id:     {result['client_id']}\nclient_secret: {secret}"
     if result["client_secret"]:
         text += "\n(the secret is shown once; store it now)"
     _emit(args, result, text)
@@ -280,18 +284,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, configure: Callable[[str], None] = use_stage) -> int:
+    """Run one command; ``configure`` points the services at the stage (tests pass their own)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        use_stage(args.stage)
+        configure(args.stage)
         args.run(args)
     except AdminError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except BackendUnavailable as exc:
         print(
-            f"error: cannot reach {exc.service} for stage {args.stage} ({exc.reason})",
+            f"error: cannot reach {exc.service} for stage {args.stage} ({exc.reason})"
+            + (": is `make local` running?" if args.stage == "local" else ""),
             file=sys.stderr,
         )
         return 2

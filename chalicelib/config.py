@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 
 class ConfigError(RuntimeError):
@@ -96,3 +97,13 @@ def settings() -> Settings:
         lockout_max_seconds=_int("TESSERA_LOCKOUT_MAX_SECONDS", 3600),
         realm=os.environ.get("TESSERA_REALM", "tessera"),
     )
+
+
+def local_state_path(default: Path) -> Path:
+    """Where the running local stack records its emulator endpoint and issuer.
+
+    ``make local`` writes it and ``admin --stage local`` reads it. ``TESSERA_LOCAL_STATE`` moves it,
+    so a second stack (the end-to-end tests') never replaces a developer's.
+    """
+    raw = os.environ.get("TESSERA_LOCAL_STATE", "")
+    return Path(raw) if raw else default

@@ -1,0 +1,200 @@
+"""The local stack (``make local``): the AWS emulator and the API in one process.
+
+1. moto's ``ThreadedMotoServer`` on ``127.0.0.1:$EMULATOR_PORT`` (default 5000);
+2. the resources of ``infra/template.yaml`` created in it (``infra.provision``), so local and AWS
+   come from one definition, and their first contents (``infra.seed``);
+3. this process's environment pointed at the emulator, with the issuer set to the served address;
+4. the state file (``.local-stack.json``, or ``$TESSERA_LOCAL_STATE``) that ``admin --stage local``
+   reads to find the emulator;
+5. ``chalice local --stage local`` on ``127.0.0.1:$API_PORT`` (default 8000), run in this process.
+
+Ctrl-C (or SIGTERM) stops both servers and removes the state file. Everything lives in memory:
+a restart starts from an empty emulator with new signing keys.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+REGION = "us-east-1"
+STAGE = "local"
+# Credentials for the emulator only; moto accepts any.
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+# Settings of a developer's shell that would send our calls elsewhere or mix credentials.
+_FOREIGN_AWS_SETTINGS = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION")
+
+
+class StackError(Exception):
+    """A one-line reason the stack cannot start."""
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name, "") or str(default)
+    try:
+        port = int(raw)
+    except ValueError as exc:
+        raise StackError(f"{name} must be a port number, got {raw!r}") from exc
+    if not 0 < port < 65536:
+        raise StackError(f"{name} must be between 1 and 65535, got {port}")
+    return port
+
+
+def _check_free(name: str, port: int) -> None:
+    """Fail with one line if the port is taken (moto's server would wait forever instead)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # The servers set SO_REUSEADDR too: a port in TIME_WAIT is free, a listening one is not.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            raise StackError(
+                f"port {port} on {HOST} is taken ({exc.strerror}): set {name} to a free port"
+            ) from exc
+
+
+def point_process_at(endpoint: str, issuer: str) -> dict[str, str]:
+    """Environment for the app in this process: AWS calls go to the emulator."""
+    for name in list(os.environ):
+        if name in _FOREIGN_AWS_SETTINGS or name.startswith("AWS_ENDPOINT_URL_"):
+            del os.environ[name]
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": REGION,
+        **FAKE_CREDENTIALS,
+        # The local stage in .chalice/config.json leaves the issuer unset: it depends on the port.
+        "TESSERA_ISSUER": issuer,
+    }
+    os.environ.update(env)
+    return env
+
+
+def write_state(path: Path, endpoint: str, api: str, issuer: str) -> None:
+    """What ``chalicelib.admin.use_stage`` reads: where the emulator is, and the app's env."""
+    state = {"endpoint": endpoint, "region": REGION, "api": api, "env": {"TESSERA_ISSUER": issuer}}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def _install_gateway() -> None:
+    """Local stand-in for API Gateway's gateway responses (RFC 6750 answers), when present."""
+    if importlib.util.find_spec("infra.local_gateway") is None:
+        return
+    importlib.import_module("infra.local_gateway").install()
+
+
+def _banner(api: str, endpoint: str) -> str:
+    admin = ".venv/bin/python -m chalicelib.admin --stage local"
+    return f"""
+Tessera local stack
+  API        {api}
+  metadata   {api}/.well-known/oauth-authorization-server
+  JWKS       {api}/.well-known/jwks.json
+  token      {api}/oauth2/token
+  emulator   {endpoint}   (moto; in memory, gone when this stops)
+
+Next, in another terminal at the project root:
+  {admin} client create --name demo --grant-types client_credentials,password --scope "people:read"
+  printf '%s\\n' 'correct horse battery staple' | {admin} user create --username alice
+  curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials {api}/oauth2/token
+  curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=password -d username=alice \\
+       --data-urlencode 'password=correct horse battery staple' {api}/oauth2/token
+
+Ctrl-C stops everything.
+"""
+
+
+def _serve(api_port: int) -> None:
+    """``chalice local`` in this process, so the app sees this process's environment."""
+    from chalice.cli import cli
+
+    cli.main(
+        args=[
+            "--project-dir",
+            str(ROOT),
+            "local",
+            "--stage",
+            STAGE,
+            "--host",
+            HOST,
+            "--port",
+            str(api_port),
+            "--no-autoreload",  # the reloader would start a child without the emulator
+        ],
+        prog_name="chalice",
+        obj={},
+        standalone_mode=False,  # exceptions reach us: clean shutdown either way
+    )
+
+
+def run() -> None:
+    from chalicelib.config import local_state_path
+
+    api_port = _port("API_PORT", 8000)
+    emulator_port = _port("EMULATOR_PORT", 5000)
+    if api_port == emulator_port:
+        raise StackError("API_PORT and EMULATOR_PORT must differ")
+    _check_free("EMULATOR_PORT", emulator_port)
+    _check_free("API_PORT", api_port)
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from infra.provision import provision
+    from infra.seed import seed_all
+
+    # moto's werkzeug logs every emulator request; chalice local's own request log is enough.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    endpoint = f"http://{HOST}:{emulator_port}"
+    api = f"http://{HOST}:{api_port}"
+    state_file = local_state_path(ROOT / ".local-stack.json")
+    emulator = ThreadedMotoServer(ip_address=HOST, port=emulator_port, verbose=False)
+    emulator.start()
+    try:
+        point_process_at(endpoint, issuer=api)
+        session = boto3.Session(region_name=REGION)  # endpoint and credentials from the env
+        provision(session, STAGE)
+        seed_all(session, STAGE)
+        write_state(state_file, endpoint, api, issuer=api)
+        try:
+            _install_gateway()
+            print(_banner(api, endpoint), flush=True)
+            _serve(api_port)
+        finally:
+            state_file.unlink(missing_ok=True)
+    finally:
+        emulator.stop()
+
+
+def main() -> int:
+    # SIGTERM (the tests' terminate(), a supervisor) cleans up like Ctrl-C; SIGINT is set
+    # explicitly because a shell starts background jobs with it ignored.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    from click.exceptions import Abort
+
+    try:
+        run()
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the API port taken between our check and chalice's bind
+        print(f"error: cannot start the local stack: {exc}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Abort):
+        print("\nstopped", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

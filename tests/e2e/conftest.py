@@ -1,0 +1,185 @@
+"""End-to-end fixtures: the real local stack, driven over HTTP and through the admin command.
+
+``local_stack`` (session scope) starts ``python -m infra.local_stack`` as a subprocess, exactly what
+``make local`` runs: moto's server and ``chalice local --stage local``, on free ports. It gets its
+own state file (``TESSERA_LOCAL_STATE``), so a developer's running ``make local`` is left alone.
+The fixture waits (bounded) until the metadata URL answers, showing the stack's output if it does
+not, and stops the stack (SIGTERM, which cleans up like Ctrl-C) at the end of the session.
+
+It yields a ``LocalStack``:
+
+- ``base_url``: the API, which is also the issuer (``iss``), e.g. ``http://127.0.0.1:41234``;
+  ``token_url``, ``jwks_url``, ``metadata_url`` are derived from it;
+- ``audience``: the ``aud`` of access tokens (the local stage's ``TESSERA_AUDIENCE``);
+- ``emulator_url``: the moto server, for direct AWS calls
+  (``boto3.Session(...).client("dynamodb", endpoint_url=stack.emulator_url)``, or ``stack.env``);
+- ``env``: environment for subprocesses that talk to this stack (the admin command, scripts);
+- ``admin(*args, input=None)``: runs ``python -m chalicelib.admin --stage local *args`` against
+  this stack and returns the ``CompletedProcess`` (text, stdout/stderr captured; never raises);
+  ``admin_json(*args, input=None)`` adds ``--json``, asserts success and returns the parsed output;
+- ``unique(prefix)``: a fresh name: the stack is shared by the whole session, so tests create
+  their own clients and users and never assume an empty registry.
+
+Mark end-to-end test modules with ``pytestmark = pytest.mark.e2e``. Requests over plain HTTP to
+127.0.0.1 need ``OAUTHLIB_INSECURE_TRANSPORT=1`` when using requests-oauthlib (set it with
+``monkeypatch``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_LIMIT_S = 90.0  # a cold interpreter on a busy 2-core CI machine; normally ~5 s
+ADMIN_LIMIT_S = 120.0
+_counter = itertools.count(1)
+
+
+def _free_ports(n: int) -> list[int]:
+    """Ports the OS reports free (held open together, so they differ)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _local_audience() -> str:
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    audience: str = config["stages"]["local"]["environment_variables"]["TESSERA_AUDIENCE"]
+    return audience
+
+
+@dataclass
+class LocalStack:
+    base_url: str
+    emulator_url: str
+    audience: str
+    env: dict[str, str]
+    log_path: Path
+    _run_id: str = field(default_factory=lambda: os.urandom(3).hex())
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + "/oauth2/token"
+
+    @property
+    def jwks_url(self) -> str:
+        return self.base_url + "/.well-known/jwks.json"
+
+    @property
+    def metadata_url(self) -> str:
+        return self.base_url + "/.well-known/oauth-authorization-server"
+
+    def admin(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "chalicelib.admin", "--stage", "local", *args],
+            input=input,
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=ADMIN_LIMIT_S,
+            check=False,
+        )
+
+    def admin_json(self, *args: str, input: str | None = None) -> Any:
+        done = self.admin(*args, "--json", input=input)
+        assert done.returncode == 0, f"admin {' '.join(args)} failed: {done.stderr}"
+        return json.loads(done.stdout)
+
+    def unique(self, prefix: str) -> str:
+        return f"{prefix}-{self._run_id}-{next(_counter)}"
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_until_serving(proc: subprocess.Popen[bytes], stack: LocalStack) -> None:
+    deadline = time.monotonic() + STARTUP_LIMIT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(
+                f"the local stack exited with status {proc.returncode}:\n{stack.output()}",
+                pytrace=False,
+            )
+        try:
+            with urllib.request.urlopen(stack.metadata_url, timeout=2) as resp:  # noqa: S310
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(
+        f"the local stack did not answer within {STARTUP_LIMIT_S:.0f} s:\n{stack.output()}",
+        pytrace=False,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)  # cleans up like Ctrl-C
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    api_port, emulator_port = _free_ports(2)
+    workdir = tmp_path_factory.mktemp("local-stack")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AWS_ENDPOINT_URL") and k not in {"AWS_PROFILE", "AWS_SESSION_TOKEN"}
+    }
+    env.update(
+        {
+            "API_PORT": str(api_port),
+            "EMULATOR_PORT": str(emulator_port),
+            "TESSERA_LOCAL_STATE": str(workdir / "local-stack.json"),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    stack = LocalStack(
+        base_url=f"http://127.0.0.1:{api_port}",
+        emulator_url=f"http://127.0.0.1:{emulator_port}",
+        audience=_local_audience(),
+        env=env,
+        log_path=workdir / "output.log",
+    )
+    with stack.log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "infra.local_stack"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_serving(proc, stack)
+        yield stack
+    finally:
+        _stop(proc)
