@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice, Response
+from chalice.app import AuthRequest, Chalice, Response
 
 from chalicelib import http, services
+from chalicelib.routes_scopes import AUTHORIZER_CACHE_TTL
 
 app = Chalice(app_name="tessera")
 app.debug = False  # no tracebacks in 500 bodies, ever
@@ -62,3 +63,52 @@ def jwks() -> Response:
         )
 
     return http.oauth_call(build)
+
+
+# --- The authorizer and the demo API it protects ------------------------------------------
+
+
+@app.authorizer(ttl_seconds=AUTHORIZER_CACHE_TTL)
+def tessera_authorizer(auth_request: AuthRequest) -> dict[str, Any]:
+    """API Gateway TOKEN authorizer (chalicelib.authorizer): a policy for the token's scopes,
+    ``Unauthorized`` (401) for a missing, invalid, expired or revoked token; a fault never allows.
+    """
+    from chalicelib import authorizer
+
+    return authorizer.handle(auth_request.token, auth_request.method_arn)
+
+
+@app.route("/people", methods=["GET"], authorizer=tessera_authorizer)
+def list_people() -> Response:
+    """Demo API, scope people:read (chalicelib.routes_scopes)."""
+    from chalicelib import demo_api
+
+    return http.oauth_call(demo_api.list_people)
+
+
+@app.route("/people/{person_id}", methods=["GET"], authorizer=tessera_authorizer)
+def get_person(person_id: str) -> Response:
+    """Demo API, scope people:read."""
+    from chalicelib import demo_api
+
+    return http.oauth_call(lambda: demo_api.get_person(person_id))
+
+
+@app.route("/articles", methods=["GET"], authorizer=tessera_authorizer)
+def list_articles() -> Response:
+    """Demo API, scope articles:read."""
+    from chalicelib import demo_api
+
+    return http.oauth_call(demo_api.list_articles)
+
+
+@app.route("/articles", methods=["POST"], authorizer=tessera_authorizer)
+def create_article() -> Response:
+    """Demo API, scope articles:write; the author is the token's subject."""
+    from chalicelib import demo_api
+
+    request = app.current_request
+    assert request is not None
+    return http.oauth_call(
+        lambda: demo_api.create_article(request.raw_body, demo_api.caller(request).get("sub", ""))
+    )

@@ -98,6 +98,40 @@ def verifying_keys() -> Any:
     )
 
 
+def revocation_check() -> Any:
+    from chalicelib.revocation_check import RevocationCheck
+
+    return _once(
+        "revocation_check", lambda: RevocationCheck(aws.client("dynamodb"), settings().table_name)
+    )
+
+
+def authorizer() -> Any:
+    """The API Gateway authorizer: public keys only, plus the revocation read where enabled."""
+    from chalicelib.authorizer import Authorizer
+
+    def build() -> Authorizer:
+        s = settings()
+        return Authorizer(
+            key_for=verifying_keys().verifier,
+            issuer=s.issuer,
+            audience=s.audience,
+            leeway=s.clock_leeway,
+            clock=_clock,
+            revocation=revocation_check() if s.authorizer_checks_revocation else None,
+        )
+
+    return _once("authorizer", build)
+
+
+def demo_store() -> Any:
+    from chalicelib.demo_store import DemoStore
+
+    return _once(
+        "demo_store", lambda: DemoStore(aws.client("dynamodb"), settings().demo_table_name)
+    )
+
+
 def token_endpoint() -> Any:
     from chalicelib.token_endpoint import TokenEndpoint
 

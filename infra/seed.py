@@ -23,6 +23,14 @@ def seed_secrets(session: Any, stage: str, now: int | None = None) -> None:
     sm.put_secret_value(SecretId=f"tessera/{stage}/public-keys", SecretString=public)
 
 
+def seed_demo(session: Any, stage: str) -> None:
+    """The demo API's people and articles (chalicelib.demo_store), idempotent."""
+    from chalicelib.demo_store import DemoStore
+
+    DemoStore(session.client("dynamodb"), f"tessera-demo-{stage}").seed()
+
+
 def seed_all(session: Any, stage: str, now: int | None = None) -> None:
     """Everything a new local stack needs beyond the template's resources (idempotent)."""
     seed_secrets(session, stage, now)
+    seed_demo(session, stage)

@@ -1,0 +1,66 @@
+"""The demo resource server behind the authorizer: /people and /articles (chalicelib.demo_store).
+
+By the time a request reaches these handlers API Gateway has run the authorizer and checked the
+route against the token's scopes (chalicelib.routes_scopes); the authorizer's context says who
+is calling. Bodies are JSON; bad input is ``invalid_request`` like everywhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalice.app import Response
+
+from chalicelib import http, services
+from chalicelib.errors import InvalidRequest
+
+MAX_TITLE = 200
+MAX_BODY = 10_000
+
+
+def caller(current_request: Any) -> dict[str, str]:
+    """The authorizer's context (flat strings), e.g. ``sub`` and ``client_id``."""
+    context = getattr(current_request, "context", None) or {}
+    found = context.get("authorizer") or {}
+    return {k: v for k, v in found.items() if isinstance(v, str)}
+
+
+def list_people() -> dict[str, Any]:
+    return {"people": services.demo_store().list_people()}
+
+
+def get_person(person_id: str) -> Any:
+    person = services.demo_store().get_person(person_id)
+    if person is None:
+        return http.json_response({"error": "not_found"}, 404, http.NO_STORE)
+    return person
+
+
+def list_articles() -> dict[str, Any]:
+    return {"articles": services.demo_store().list_articles()}
+
+
+def _text(doc: dict[str, Any], name: str, limit: int) -> str:
+    value = doc.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest(f"{name} is required")
+    if len(value) > limit:
+        raise InvalidRequest(f"{name} is too long")
+    return value
+
+
+def create_article(raw_body: bytes | str | None, author: str) -> Response:
+    try:
+        doc = json.loads(raw_body or b"")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("the body must be a JSON object") from None
+    if not isinstance(doc, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    article = services.demo_store().add_article(
+        title=_text(doc, "title", MAX_TITLE),
+        body=_text(doc, "body", MAX_BODY),
+        author=author,
+        created=int(services.clock().now()),
+    )
+    return http.json_response(article, 201, http.NO_STORE)
