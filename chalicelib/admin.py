@@ -239,6 +239,13 @@ def _user_delete(args: argparse.Namespace) -> None:
     _emit(args, {"deleted": name}, f"deleted user {name}")
 
 
+def _user_unlock(args: argparse.Namespace) -> None:
+    name = _username(args.username)
+    had_failures = services.login_guard().unlock(name)
+    text = f"unlocked user {name}" if had_failures else f"user {name} was not locked"
+    _emit(args, {"unlocked": name, "had_failures": had_failures}, text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.admin", description=__doc__)
     parser.add_argument("--stage", required=True, help="local, dev or prod")
@@ -273,7 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--username", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_user_create)
-    for action, run in (("disable", _user_disable), ("delete", _user_delete)):
+    for action, run in (
+        ("disable", _user_disable),
+        ("delete", _user_delete),
+        ("unlock", _user_unlock),  # forget failed logins (chalicelib.login_guard)
+    ):
         p = user.add_parser(action)
         p.add_argument("username")
         p.add_argument("--json", action="store_true")

@@ -141,8 +141,21 @@ def token_endpoint() -> Any:
             settings=settings(),
             clock=_clock,
             clients=cached_clients(),
-            users=user_store(),
+            users=login_guard().users(),
             keys=signing_keys(),
+            guard=login_guard(),
+        ),
+    )
+
+
+def login_guard() -> Any:
+    """Brute-force protection shared by every password login (chalicelib.login_guard)."""
+    from chalicelib.login_guard import LoginGuard, policy_from
+
+    return _once(
+        "login_guard",
+        lambda: LoginGuard(
+            aws.client("dynamodb"), settings().table_name, policy_from(settings()), user_store()
         ),
     )
 

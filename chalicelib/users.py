@@ -44,8 +44,22 @@ class User:
     created_at: int = 0
 
 
-def _user_key(username: str) -> table.Item:
+def user_key(username: str) -> table.Item:
     return table.key(f"USER#{username}", "USER")
+
+
+_user_key = user_key
+
+
+def user_from_item(item: table.Item) -> User:
+    v = table.from_item(item)
+    return User(
+        username=v["username"],
+        user_id=v["user_id"],
+        password_hash=v["password_hash"],
+        disabled=bool(v.get("disabled", False)),
+        created_at=int(v.get("created_at", 0)),
+    )
 
 
 def new_user_id() -> str:
@@ -63,16 +77,7 @@ class UserStore:
                 TableName=self._table, Key=_user_key(username), ConsistentRead=True
             )
         item = resp.get("Item")
-        if not item:
-            return None
-        v = table.from_item(item)
-        return User(
-            username=v["username"],
-            user_id=v["user_id"],
-            password_hash=v["password_hash"],
-            disabled=bool(v.get("disabled", False)),
-            created_at=int(v.get("created_at", 0)),
-        )
+        return user_from_item(item) if item else None
 
     def create(self, user: User) -> None:
         from botocore.exceptions import ClientError
