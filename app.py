@@ -31,6 +31,27 @@ def token() -> Response:
     )
 
 
+@app.route("/oauth2/revoke", methods=_ALL_METHODS, content_types=_ANY)
+def revoke() -> Response:
+    """RFC 7009 revocation (chalicelib.revocation): 200 with an empty body."""
+
+    def run() -> Response:
+        services.revocation_endpoint().handle(http.to_oauth_request(app.current_request))
+        return Response(body="", status_code=200, headers=dict(http.NO_STORE))
+
+    return http.oauth_call(run)
+
+
+@app.route("/oauth2/introspect", methods=_ALL_METHODS, content_types=_ANY)
+def introspect() -> Response:
+    """RFC 7662 introspection (chalicelib.introspection)."""
+    return http.oauth_call(
+        lambda: services.introspection_endpoint().handle(
+            http.to_oauth_request(app.current_request)
+        )
+    )
+
+
 # --- Discovery ----------------------------------------------------------------------------
 
 
@@ -46,6 +67,8 @@ def authorization_server_metadata() -> Response:
             settings().issuer,
             grant_types=found["grant_types"],
             scopes=found["scopes"],
+            revocation=True,
+            introspection=True,
         )
 
     return http.oauth_call(build, no_store=False)

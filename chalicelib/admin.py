@@ -48,7 +48,7 @@ from chalicelib.users import (
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_STATE = ROOT / ".local-stack.json"
 # Modules that add subcommands: each has register(subparsers) -> None.
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = ["chalicelib.admin_grants"]
 
 
 class AdminError(Exception):
@@ -318,4 +318,7 @@ def main(argv: list[str] | None = None, *, configure: Callable[[str], None] = us
 
 
 if __name__ == "__main__":
+    # Extensions import chalicelib.admin (AdminError): give them this module, not a second copy
+    # whose AdminError main() would not catch.
+    sys.modules.setdefault("chalicelib.admin", sys.modules[__name__])
     sys.exit(main())

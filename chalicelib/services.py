@@ -144,6 +144,7 @@ def token_endpoint() -> Any:
             users=login_guard().users(),
             keys=signing_keys(),
             guard=login_guard(),
+            refresh=refresh_grants() if settings().pepper_secret else None,
         ),
     )
 
@@ -159,6 +160,69 @@ def login_guard() -> Any:
         ),
     )
 
+
+def grant_store() -> Any:
+    """Refresh-token families, tokens and the access-token deny-list (chalicelib.grant_store).
+    ``is_revoked(jti, sid)`` is the one-call revocation check for the authorizer."""
+    from chalicelib.grant_store import GrantStore
+
+    return _once("grant_store", lambda: GrantStore(aws.client("dynamodb"), settings().table_name))
+
+
+def peppers() -> Any:
+    """The refresh-token pepper set (chalicelib.peppers), cached like the key sets."""
+    from chalicelib.peppers import PepperRing
+
+    return _once("peppers", lambda: PepperRing(_cached_secret(settings().pepper_secret)))
+
+
+def refresh_grants() -> Any:
+    """Refresh-token rotation and re-use detection (chalicelib.refresh_tokens)."""
+    from chalicelib.refresh_tokens import RefreshTokens
+
+    s = settings()
+    return _once(
+        "refresh_grants",
+        lambda: RefreshTokens(
+            store=grant_store(),
+            peppers=peppers(),
+            absolute_ttl=s.refresh_token_absolute_ttl,
+            idle_ttl=s.refresh_token_idle_ttl,
+            retry_window=s.refresh_retry_window,
+        ),
+    )
+
+
+def revocation_endpoint() -> Any:
+    from chalicelib.revocation import RevocationEndpoint
+
+    return _once(
+        "revocation_endpoint",
+        lambda: RevocationEndpoint(
+            settings=settings(),
+            clock=_clock,
+            clients=cached_clients(),
+            refresh=refresh_grants(),
+            deny_list=grant_store(),
+            keys=signing_keys(),
+        ),
+    )
+
+
+def introspection_endpoint() -> Any:
+    from chalicelib.introspection import IntrospectionEndpoint
+
+    return _once(
+        "introspection_endpoint",
+        lambda: IntrospectionEndpoint(
+            settings=settings(),
+            clock=_clock,
+            clients=cached_clients(),
+            refresh=refresh_grants(),
+            revocations=grant_store(),
+            keys=signing_keys(),
+        ),
+    )
 
 def advertised(now: float) -> dict[str, list[str]]:
     """Grant types and scopes that registered clients actually have (for metadata), cached."""
