@@ -76,12 +76,13 @@ def authorization_server_metadata() -> Response:
 
 @app.route("/.well-known/jwks.json", methods=["GET"])
 def jwks() -> Response:
-    """RFC 7517 key set: public keys only (next, current, previous)."""
+    """RFC 7517 key set: the public set the authorizer trusts (next, current, previous).
+    max-age = key_cache_ttl, which the rotation's publish delay covers (chalicelib.rotation)."""
     from chalicelib.config import settings
 
     def build() -> Response:
         return http.json_response(
-            services.signing_keys().jwks(),
+            services.verifying_keys().jwks(),
             headers={"Cache-Control": f"public, max-age={settings().key_cache_ttl}"},
         )
 
@@ -135,3 +136,15 @@ def create_article() -> Response:
     return http.oauth_call(
         lambda: demo_api.create_article(request.raw_body, demo_api.caller(request).get("sub", ""))
     )
+
+
+# --- Rotation -----------------------------------------------------------------------------
+
+
+@app.lambda_function(name="rotate_keys")
+def rotate_keys(event: dict[str, Any], context: Any) -> None:
+    """Secrets Manager rotation of the signing keys and the pepper (chalicelib.rotation)."""
+    from chalicelib import aws, rotation
+    from chalicelib.config import settings
+
+    rotation.handle_event(event, aws.client("secretsmanager"), services.clock(), settings())

@@ -192,12 +192,15 @@ class VerifyingKeyRing:
         self._secret = secret
         self._version = -1
         self._verifiers: dict[str, jose.VerifyingKey] = {}
+        self._jwks: list[dict[str, str]] = []
 
     def _load(self) -> None:
         raw = self._secret.get()
         if self._secret.version == self._version:
             return
-        self._verifiers = {e.kid: jose.load_verifying_key(e.jwk) for e in parse_key_set(raw)}
+        entries = parse_key_set(raw)
+        self._verifiers = {e.kid: jose.load_verifying_key(e.jwk) for e in entries}
+        self._jwks = [self._verifiers[e.kid].public_jwk() for e in entries]
         self._version = self._secret.version
 
     def verifier(self, kid: str) -> jose.VerifyingKey | None:
@@ -207,6 +210,12 @@ class VerifyingKeyRing:
             self._load()
             found = self._verifiers.get(kid)
         return found
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The published set (next, current, previous): what the JWKS endpoint serves, so
+        outside verifiers and the authorizer trust the same keys from the same instant."""
+        self._load()
+        return {"keys": list(self._jwks)}
 
 
 def new_kid(now: int) -> str:
