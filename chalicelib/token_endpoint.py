@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chalicelib import access_tokens, passwords
+from chalicelib import access_tokens, jose, passwords
 from chalicelib.client_auth import ClientLookup, authenticate_client
 from chalicelib.clients import Client
 from chalicelib.clock import Clock
@@ -27,7 +27,7 @@ from chalicelib.errors import (
     UnsupportedGrantType,
 )
 from chalicelib.forms import OAuthRequest
-from chalicelib.keys import SigningKeyRing
+from chalicelib.keys import KeySetError, SigningKeyRing
 from chalicelib.users import InvalidUsername, User, UserStore, normalize_username
 
 log = logging.getLogger("tessera.token")
@@ -207,17 +207,22 @@ class TokenEndpoint:
         now: int,
         refresh: IssuedRefresh | None = None,
     ) -> dict[str, Any]:
-        token, claims = access_tokens.issue(
-            self._keys.current(),
-            issuer=self._s.issuer,
-            audience=self._s.audience,
-            subject=subject,
-            client_id=client.client_id,
-            scope=scope,
-            now=now,
-            lifetime=self._s.access_token_ttl,
-            family_id=refresh.family_id if refresh else None,
-        )
+        try:
+            token, claims = access_tokens.issue(
+                self._keys.current(),
+                issuer=self._s.issuer,
+                audience=self._s.audience,
+                subject=subject,
+                client_id=client.client_id,
+                scope=scope,
+                now=now,
+                lifetime=self._s.access_token_ttl,
+                family_id=refresh.family_id if refresh else None,
+            )
+        except (jose.JoseError, ValueError, TypeError) as exc:
+            # A key the secret holds but that cannot sign (bad numbers, wrong length) is a
+            # deployment fault like an unreadable set: 503 + Retry-After, never a 500 traceback.
+            raise KeySetError("the current signing key is unusable") from exc
         body: dict[str, Any] = {
             "access_token": token,
             "token_type": "Bearer",
