@@ -17,7 +17,7 @@ app = Chalice(app_name="tessera")
 app.debug = False  # no tracebacks in 500 bodies, ever
 
 _ANY = ["*/*"]  # we check the content type ourselves, so errors are OAuth JSON, not Chalice's 415
-_ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]  # all answered in OAuth JSON
 
 
 # --- OAuth 2.0 endpoints ------------------------------------------------------------------
