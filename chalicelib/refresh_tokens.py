@@ -18,9 +18,14 @@ recompute it, and the table keeps only keyed hashes. After the window, or once t
 itself been used, re-use of a retired token means two parties hold the family: it is revoked
 (the newest token dies too) and the answer is ``invalid_grant``.
 
-Overlap: a re-use less than ``OVERLAP_GRACE`` seconds after the rotation is not treated as theft
-even with the window off (0): such a request overlapped the rotation, so it is indistinguishable
-from a concurrent request by the legitimate client; it gets ``invalid_grant`` and the family lives.
+Overlap, with the window off (0): a re-use less than ``OVERLAP_GRACE`` seconds after the rotation
+is not treated as theft (with the window on, the window absorbs such requests). The request may
+have been sent together with the one that won (a client's parallel requests, queued behind each
+other on a busy server), and the server cannot tell it from a replay; revoking would kill the
+winner's fresh successor. It gets ``invalid_grant`` and nothing else: unlike the retry window it
+never hands out a token. Re-use after the grace revokes. The trade-off: a thief who refreshes
+first and is followed by the real client within the grace is not detected then: the thief keeps
+the family until a retired token shows up after the grace, an admin revokes it, or it expires.
 """
 
 from __future__ import annotations
@@ -50,7 +55,7 @@ log = logging.getLogger("tessera.refresh")
 PREFIX = "tessera_rt_"
 RANDOM_BYTES = 32  # 256 bits (RFC 6749 §10.10: guessing at most 2^-128; we give 2^-256)
 MAX_TOKEN_LENGTH = 200
-OVERLAP_GRACE = 2
+OVERLAP_GRACE = 10  # seconds; see the module docstring
 _HASH_LABEL = b"tessera refresh-token hash\x00"
 _SUCCESSOR_LABEL = b"tessera refresh-token successor\x00"
 INVALID = "the refresh token is invalid, expired or revoked"
@@ -272,7 +277,7 @@ class RefreshTokens:
                     log.info("refresh retried inside the window", extra={"family": rec.family_id})
                     return RotatedRefresh(successor, rec.family_id, rec.user_id, scope)
                 # The successor was already used: this is a second holder, not a retry.
-        elif age < OVERLAP_GRACE:
+        elif self._window == 0 and age < OVERLAP_GRACE:
             log.info("refresh overlapped its rotation", extra={"family": rec.family_id})
             raise InvalidGrant(INVALID)
         self.revoke(rec, "reuse", now)

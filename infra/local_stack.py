@@ -22,7 +22,9 @@ import os
 import signal
 import socket
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -84,6 +86,30 @@ def write_state(path: Path, endpoint: str, api: str, issuer: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
     tmp.replace(path)
+
+
+def serialize_emulator() -> None:
+    """One emulator request at a time, as DynamoDB isolates each request.
+
+    moto applies a ``TransactWriteItems`` item by item without a lock, and cancels by restoring a
+    copy of the whole table: two concurrent requests could both pass a condition, or a cancelled
+    transaction could erase another's commit, which DynamoDB never allows. Concurrency tests
+    (20 parallel refreshes of one token) must see DynamoDB's semantics, so every request to the
+    emulator holds one lock. The app's own requests still interleave freely.
+    """
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.__call__
+    if getattr(original, "_tessera_serialized", False):
+        return
+    lock = threading.Lock()
+
+    def serialized(self: Any, environ: Any, start_response: Any) -> Any:
+        with lock:
+            return list(original(self, environ, start_response))
+
+    serialized._tessera_serialized = True  # type: ignore[attr-defined]
+    DomainDispatcherApplication.__call__ = serialized  # type: ignore[method-assign]
 
 
 def _install_gateway() -> None:
@@ -158,6 +184,7 @@ def run() -> None:
     endpoint = f"http://{HOST}:{emulator_port}"
     api = f"http://{HOST}:{api_port}"
     state_file = local_state_path(ROOT / ".local-stack.json")
+    serialize_emulator()
     emulator = ThreadedMotoServer(ip_address=HOST, port=emulator_port, verbose=False)
     emulator.start()
     try:
