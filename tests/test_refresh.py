@@ -459,3 +459,26 @@ def test_parallel_refreshes_with_window_on_all_get_the_same_successor(setup):
     successors = {json.loads(r.body)["refresh_token"] for r in results}
     assert len(successors) == 1
     assert len([i for i in table_items("RT#") if i["state"] == "active"]) == 1
+
+
+# --- cost -----------------------------------------------------------------------------------
+
+
+def test_warm_refresh_costs_two_aws_calls(app_client, setup):
+    from chalicelib import aws
+
+    calls: list[str] = []
+
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    clients = [aws.client("dynamodb"), aws.client("secretsmanager")]
+    for c in clients:
+        c.meta.events.register("before-call", record, unique_id="count-calls")
+    try:
+        r = refresh(app_client, setup["client"], setup["tokens"]["refresh_token"])
+    finally:
+        for c in clients:
+            c.meta.events.unregister("before-call", unique_id="count-calls")
+    assert r.status_code == 200
+    assert calls == ["GetItem", "TransactWriteItems"]
