@@ -1,17 +1,22 @@
 """Rotation of the signing keys (RFC 7517 key sets) and the refresh-token pepper.
 
-Both secrets hold a small list of entries in three states::
+Signing keys move through four states::
 
-    next      published (verifiers know it), not used yet
-    current   signs new access tokens / hashes new refresh tokens
-    previous  no longer used for new tokens, still known until its last token has expired
+    next      published (verifiers know it), not signing yet
+    current   signs new access tokens
+    previous  no longer signs, still published until its last token has expired
     (retired) removed from the set
 
-One rotation run (``plan_rotation``, a pure function) retires the ``previous`` entries past their
+One rotation run (``plan_rotation``, a pure function) retires the ``previous`` keys past their
 bound, promotes ``next`` to ``current`` (and ``current`` to ``previous``) if ``next`` has been
 published for at least ``Timing.publish_delay``, and makes sure a fresh ``next`` exists. If ``next``
 is too young the run promotes nothing: it only retires and tops up, and says when ``next`` will be
 ready (a deferred run is safe to repeat any time).
+
+The pepper (``chalicelib.peppers``: states ``current|previous`` only) rotates directly: a new
+current pepper, the old one previous until every refresh token hashed with it has expired. That is
+safe without a ``next`` state because every refresh token names its pepper and a container that
+meets an unknown pepper id re-reads the set (``PepperRing.get``), as the authorizer does for kids.
 
 Mapping onto Secrets Manager's rotation (the four steps; every step is idempotent and can resume
 after a failure half-way, because Secrets Manager retries a failed step with the same token):
@@ -22,7 +27,8 @@ after a failure half-way, because Secrets Manager retries a failed step with the
   secret, which the authorizer and the JWKS endpoint read. New keys get a ``published`` stamp there.
   Keys of the current set stay in it, so whatever signs before ``finishSecret`` still verifies.
 - ``testSecret``: every pending key loads, signs and verifies with the *published* public key, and
-  the key about to sign was published at least ``publish_delay`` ago (or nothing signed before).
+  the key about to sign was published at least ``publish_delay`` ago (or nothing signed before);
+  a pending pepper set must load in ``chalicelib.peppers``.
 - ``finishSecret``: ``AWSCURRENT`` moves to the pending version (``AWSPREVIOUS`` follows by itself),
   then the keys that stopped signing get a ``demoted`` stamp in the public set.
 
@@ -31,7 +37,9 @@ at the same time, and ``AWSPREVIOUS`` is a single older version, not a list of l
 states live inside the secret, and the labels only stage one rotation run. The ``published`` and
 ``demoted`` stamps live in the public set because they mark the instants verifiers could see a
 change, which Secrets Manager does not record (a stalled run may finish long after it started).
-The pepper has no second secret: its stamps are written into the pending version at createSecret.
+The pepper has no second secret: its ``demoted`` stamp is written into the pending version at
+createSecret, so finishSecret refuses a pepper run older than ``publish_delay`` (the old pepper
+would be retired early by the stall); ``pepper rotate`` abandons it and starts afresh.
 """
 
 from __future__ import annotations
@@ -605,6 +613,8 @@ class Rotator:
         if current != token:
             if PENDING not in versions.get(token, []):
                 raise RotationError("rotation token is not the pending version")
+            if not self.kind.staged:
+                self._refuse_stale_run(self._require_pending(token))
             with aws.translate_faults("secretsmanager"):
                 kwargs: dict[str, str] = {
                     "SecretId": self.secret_id,
@@ -624,6 +634,16 @@ class Rotator:
         if self.public_secret_id is not None:
             entries = with_ledger(self.kind.parse(self._read(self.secret_id)), self._ledger())
             self._write_public(stamp_demoted(entries, self._now()))
+
+    def _refuse_stale_run(self, pending: list[Entry]) -> None:
+        """An unstaged run stamps its demotion at createSecret: finishing it much later would
+        shorten the old entry's life by the stall, so refuse (a fresh run is always correct)."""
+        started = max(e.created for e in pending)
+        if self._now() > started + self.kind.timing.publish_delay:
+            raise RotationError(
+                f"{self.kind.name} rotation started too long ago: start a fresh one "
+                "(admin: pepper rotate; Secrets Manager: cancel and rotate again)"
+            )
 
     def step(self, step: str, token: str) -> None:
         if step == "createSecret":

@@ -597,3 +597,18 @@ def test_pepper_rotation_through_the_handler_loads_in_the_refresh_code(aws: Any)
         sm.get_secret_value(SecretId=PEPPER, VersionStage="AWSCURRENT")["SecretString"]
     )
     assert sorted(p.state for p in loaded) == ["current", "previous"]
+
+
+def test_pepper_run_left_unfinished_too_long_is_refused_then_restarted(
+    aws: Any, clock: Any
+) -> None:
+    r = pepper_rotator()
+    before = pepper_states()
+    token = str(uuid.uuid4())
+    r.create_secret(token)
+    clock.advance(Timing.for_peppers(settings()).publish_delay + 1)
+    with pytest.raises(RotationError, match="too long ago"):
+        r.finish_secret(token)
+    assert pepper_states() == before
+    r.rotate_now()
+    assert sorted(pepper_states().values()) == ["current", "previous"]
