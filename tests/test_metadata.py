@@ -1,0 +1,150 @@
+"""Authorization server metadata (RFC 8414 §2, §3) and the JWKS document (RFC 7517 §5)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jwt
+
+from tests.conftest import ISSUER, basic, body, form_post
+
+METADATA = "/.well-known/oauth-authorization-server"
+JWKS = "/.well-known/jwks.json"
+PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+
+def metadata(app_client: Any) -> dict[str, Any]:
+    r = app_client.http.get(METADATA)
+    assert r.status_code == 200, r.body
+    assert r.headers["Content-Type"] == "application/json"
+    doc: dict[str, Any] = body(r)
+    return doc
+
+
+def jwks(app_client: Any) -> Any:
+    r = app_client.http.get(JWKS)
+    assert r.status_code == 200, r.body
+    return r
+
+
+# --- metadata ----------------------------------------------------------------------------------
+
+
+def test_issuer_is_identical_to_the_iss_of_issued_tokens(app_client, make_client):
+    c = make_client()
+    r = form_post(
+        app_client,
+        "/oauth2/token",
+        {"grant_type": "client_credentials"},
+        {"Authorization": basic(c["client_id"], c["client_secret"])},
+    )
+    iss = jwt.decode(body(r)["access_token"], options={"verify_signature": False})["iss"]
+    assert metadata(app_client)["issuer"] == iss == ISSUER
+
+
+def test_endpoints_and_jwks_uri_are_absolute_urls_under_the_issuer(app_client):
+    doc = metadata(app_client)
+    assert doc["token_endpoint"] == ISSUER + "/oauth2/token"
+    assert doc["jwks_uri"] == ISSUER + "/.well-known/jwks.json"
+
+
+def test_token_endpoint_auth_methods_are_listed(app_client):
+    assert metadata(app_client)["token_endpoint_auth_methods_supported"] == [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    ]
+
+
+def test_client_credentials_is_advertised(app_client):
+    assert "client_credentials" in metadata(app_client)["grant_types_supported"]
+
+
+def test_password_grant_is_not_advertised_while_no_client_has_it(app_client, make_client):
+    make_client(grant_types=["client_credentials"])
+    assert "password" not in metadata(app_client)["grant_types_supported"]
+
+
+def test_password_grant_is_advertised_once_a_client_has_it(app_client, make_client):
+    make_client(grant_types=["password"])
+    assert "password" in metadata(app_client)["grant_types_supported"]
+
+
+def test_new_password_client_is_advertised_within_the_client_cache_bound(
+    app_client, make_client, clock
+):
+    assert "password" not in metadata(app_client)["grant_types_supported"]
+    make_client(grant_types=["password"])
+    clock.advance(61)  # TESSERA_CLIENT_CACHE_TTL defaults to 60 s
+    assert "password" in metadata(app_client)["grant_types_supported"]
+
+
+def test_password_grant_is_no_longer_advertised_after_its_last_client_is_deleted(
+    app_client, make_client, clock
+):
+    from chalicelib import services
+
+    c = make_client(grant_types=["password"])
+    assert "password" in metadata(app_client)["grant_types_supported"]
+    services.client_store().delete(c["client_id"])
+    clock.advance(61)
+    assert "password" not in metadata(app_client)["grant_types_supported"]
+
+
+def test_grant_types_are_only_ones_the_token_endpoint_implements(app_client, make_client):
+    make_client(grant_types=["password", "refresh_token", "client_credentials"])
+    advertised = set(metadata(app_client)["grant_types_supported"])
+    assert advertised <= {"client_credentials", "password", "refresh_token", "authorization_code"}
+    assert "implicit" not in advertised
+
+
+def test_registered_scopes_are_listed(app_client, make_client):
+    make_client(scopes=["people:read"])
+    make_client(scopes=["articles:write"])
+    assert metadata(app_client)["scopes_supported"] == ["articles:write", "people:read"]
+
+
+# --- JWKS --------------------------------------------------------------------------------------
+
+
+def test_jwks_holds_public_keys_only(app_client):
+    keys = body(jwks(app_client))["keys"]
+    assert keys
+    for key in keys:
+        assert not PRIVATE_MEMBERS & set(key), sorted(key)
+
+
+def test_every_jwks_key_has_its_own_kid_alg_and_use(app_client):
+    keys = body(jwks(app_client))["keys"]
+    kids = [k["kid"] for k in keys]
+    assert len(kids) == len(set(kids))
+    for key in keys:
+        assert key["kid"]
+        assert key["alg"] in {"ES256", "RS256"}
+        assert key["use"] == "sig"
+        assert key["kty"] == {"ES256": "EC", "RS256": "RSA"}[key["alg"]]
+
+
+def test_jwks_keys_load_in_pyjwt(app_client):
+    keyset = jwt.PyJWKSet.from_dict(body(jwks(app_client)))
+    assert {k.algorithm_name for k in keyset.keys} <= {"ES256", "RS256"}
+
+
+def test_jwks_publishes_the_signing_key_and_the_next_one(app_client, make_client):
+    c = make_client()
+    r = form_post(
+        app_client,
+        "/oauth2/token",
+        {"grant_type": "client_credentials"},
+        {"Authorization": basic(c["client_id"], c["client_secret"])},
+    )
+    kid = jwt.get_unverified_header(body(r)["access_token"])["kid"]
+    kids = [k["kid"] for k in body(jwks(app_client))["keys"]]
+    assert kid in kids
+    assert len(kids) >= 2  # the next key is published before it signs
+
+
+def test_jwks_is_cacheable_for_a_bounded_time(app_client):
+    r = jwks(app_client)
+    assert r.headers["Cache-Control"] == "public, max-age=300"
+    assert r.headers["Content-Type"] == "application/json"
