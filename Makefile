@@ -12,14 +12,23 @@ STAMP := $(VENV)/.installed
 API_PORT ?= 8000
 EMULATOR_PORT ?= 5000
 STAGE ?= dev
+# Offline template checks live in their own venv (checkov's pins conflict with the app's).
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
+# chalice package needs a region (no credentials); deployments use the caller's region.
+export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv local test lint bench package deploy clean
+.PHONY: help venv local test lint bench package check-infra deploy deploy-stack clean
 
 help:
 	@echo "make local   - start the emulator and the API on http://127.0.0.1:$(API_PORT)"
 	@echo "make test    - run the whole test suite"
 	@echo "make lint    - ruff and mypy"
 	@echo "make bench   - benchmarks (writes BENCHMARKS.md)"
+	@echo "make package STAGE=dev      - one CloudFormation artifact in build/STAGE (offline)"
+	@echo "make check-infra            - package dev and prod, run cfn-lint and checkov on them"
+	@echo "make deploy STAGE=dev       - infra stack + chalice deploy (AWS credentials needed)"
+	@echo "make deploy-stack STAGE=dev BUCKET=my-artifacts - the packaged single stack"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@if [ -z "$(PYTHON313)" ]; then echo "Python 3.13 not found: install it (python3.13 on PATH or pyenv install 3.13)" >&2; exit 1; fi
@@ -44,5 +53,43 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench
 
+$(TOOLS_STAMP): requirements-tools.txt
+	@if [ -z "$(PYTHON313)" ]; then echo "Python 3.13 not found" >&2; exit 1; fi
+	rm -rf $(TOOLS); $(PYTHON313) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-tools.txt
+	@touch $(TOOLS_STAMP)
+
+package: $(STAMP)
+	$(PY) -m infra.package --stage $(STAGE) --out build/$(STAGE)
+
+check-infra: $(STAMP) $(TOOLS_STAMP)
+	@for stage in dev prod; do \
+		$(PY) -m infra.package --stage $$stage --out build/$$stage || exit 1; \
+		echo "cfn-lint build/$$stage/sam.json"; $(TOOLS)/bin/cfn-lint build/$$stage/sam.json || exit 1; \
+		skip=""; [ $$stage = dev ] && skip="--skip-check CKV_AWS_115"; \
+		echo "checkov build/$$stage/sam.json $$skip"; \
+		$(TOOLS)/bin/checkov --config-file infra/checkov.yaml -f build/$$stage/sam.json $$skip || exit 1; \
+	done
+# dev skips CKV_AWS_115 (reserved concurrency): a reservation must leave 100 executions unreserved,
+# which new accounts (quota 10) cannot, so dev stays deployable anywhere; prod reserves per function.
+
+# Two-stack path: stateful infra stack, chalice deploy, then wire the two (rotation, 401/403).
+deploy: $(STAMP)
+	aws cloudformation deploy --stack-name tessera-$(STAGE)-infra --template-file infra/template.yaml \
+		--parameter-overrides Stage=$(STAGE) --no-fail-on-empty-changeset
+	$(VENV)/bin/chalice deploy --stage $(STAGE)
+	aws cloudformation deploy --stack-name tessera-$(STAGE)-infra --template-file infra/template.yaml \
+		--parameter-overrides $$($(PY) -m infra.wire --stage $(STAGE) parameters) --no-fail-on-empty-changeset
+	$(PY) -m infra.wire --stage $(STAGE) gateway-responses
+
+# Single-stack path: the artifact of `make package`, uploaded to BUCKET and deployed as tessera-STAGE.
+deploy-stack: package
+	@if [ -z "$(BUCKET)" ]; then echo "BUCKET=<S3 bucket for the deployment package> is required" >&2; exit 1; fi
+	aws cloudformation package --template-file build/$(STAGE)/sam.json --s3-bucket $(BUCKET) \
+		--output-template-file build/$(STAGE)/packaged.yaml
+	aws cloudformation deploy --stack-name tessera-$(STAGE) --template-file build/$(STAGE)/packaged.yaml \
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
+	aws cloudformation describe-stacks --stack-name tessera-$(STAGE) --query 'Stacks[0].Outputs' --output table
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache build

@@ -1,0 +1,81 @@
+"""Wire the infra stack to what ``chalice deploy`` created (``make deploy``, the two-stack path).
+
+    python -m infra.wire --stage dev parameters         # RotationFunctionArn=... (infra stack)
+    python -m infra.wire --stage dev gateway-responses  # RFC 6750 answers on the deployed API
+
+The infra stack (infra/template.yaml) must not reference Chalice's functions, so it takes the
+rotation function's ARN as a parameter, read here from ``.chalice/deployed/<stage>.json``.
+The gateway responses cannot live in that stack: ``chalice deploy`` re-imports the API definition
+in ``overwrite`` mode on every run, which drops them, so this puts them back after each deploy and
+redeploys the stage (gateway responses take effect with a deployment). The packaged single-stack
+path does not need this module: there they are part of the API's definition (infra/package.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from infra.package import ROOT, ROTATION_FUNCTION, gateway_responses, stage_config
+
+
+def deployed(stage: str, project: Path = ROOT) -> dict[str, dict[str, Any]]:
+    """Resources that ``chalice deploy`` recorded for ``stage``, by name."""
+    path = project / ".chalice" / "deployed" / f"{stage}.json"
+    if not path.exists():
+        raise SystemExit(f"{path} not found: run `chalice deploy --stage {stage}` first")
+    return {r["name"]: r for r in json.loads(path.read_text())["resources"]}
+
+
+def parameters(stage: str, project: Path = ROOT) -> list[str]:
+    """Parameter overrides that wire the infra stack to the deployed functions."""
+    rotation = deployed(stage, project).get(ROTATION_FUNCTION)
+    if rotation is None:
+        raise SystemExit(f"chalice deploy recorded no {ROTATION_FUNCTION!r} function")
+    return [f"Stage={stage}", f"RotationFunctionArn={rotation['lambda_arn']}"]
+
+
+def put_gateway_responses(apigateway: Any, rest_api_id: str, api_stage: str) -> list[str]:
+    """Put every response of infra/gateway-responses.yaml on the API and redeploy its stage."""
+    responses = gateway_responses()
+    for response_type, spec in responses.items():
+        apigateway.put_gateway_response(
+            restApiId=rest_api_id,
+            responseType=response_type,
+            statusCode=str(spec["statusCode"]),
+            responseParameters=spec.get("responseParameters", {}),
+            responseTemplates=spec.get("responseTemplates", {}),
+        )
+    apigateway.create_deployment(
+        restApiId=rest_api_id,
+        stageName=api_stage,
+        description="tessera gateway responses (infra/wire.py)",
+    )
+    return sorted(responses)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.wire", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--stage", default="dev")
+    parser.add_argument("action", choices=["parameters", "gateway-responses"])
+    args = parser.parse_args(argv)
+    if args.action == "parameters":
+        print(" ".join(parameters(args.stage)))
+        return 0
+    import boto3
+
+    rest_api = deployed(args.stage).get("rest_api")
+    if rest_api is None:
+        raise SystemExit("chalice deploy recorded no REST API")
+    api_stage = stage_config(args.stage)["api_gateway_stage"]
+    done = put_gateway_responses(boto3.client("apigateway"), rest_api["rest_api_id"], api_stage)
+    print(f"gateway responses {', '.join(done)} deployed to {rest_api['rest_api_id']}/{api_stage}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
