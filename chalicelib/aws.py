@@ -56,7 +56,7 @@ def _new_client(service: str) -> Any:
     if _session is None:
         _session = botocore.session.get_session()
     config = botocore.config.Config(
-        retries={"mode": "standard", "max_attempts": 3},
+        retries={"mode": "standard", "total_max_attempts": 3},  # 3 attempts in all
         connect_timeout=2,
         read_timeout=3,
         tcp_keepalive=True,

@@ -131,6 +131,12 @@ class TokenEndpoint:
         if not client.allows(grant_type):
             raise UnauthorizedClient("the client is not registered for this grant type")
         now = int(self._clock.now())
+        # Load the signing key before any grant writes: a key-store fault after a committed
+        # refresh-token write would answer 503 with the old token already rotated away.
+        try:
+            self._keys.current()
+        except (jose.JoseError, ValueError, TypeError) as exc:
+            raise KeySetError("the current signing key is unusable") from exc
         if grant_type == "client_credentials":
             return self._client_credentials(client, form, now)
         if grant_type == "password":
