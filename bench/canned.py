@@ -16,8 +16,10 @@ from collections import Counter
 from typing import Any
 
 Canned = dict[str, dict[str, Any]]
-# Key sets and peppers are read once per container whatever the first request is: shared.
+# Key sets, peppers and client records are read once per container (then cached) whatever the
+# first request is: their responses serve every scenario.
 SHARED_OPERATIONS = frozenset({"GetSecretValue"})
+SHARED_PREFIXES = ("GetItem:CLIENT#",)
 
 
 def request_key(operation: str, body: bytes | str | None) -> str:
@@ -35,8 +37,28 @@ def request_key(operation: str, body: bytes | str | None) -> str:
         if isinstance(pk, dict) and "S" in pk:
             return f"{operation}:{pk['S']}"
     if isinstance(doc.get("SecretId"), str):
-        return f"{operation}:{doc['SecretId']}"
+        version = doc.get("VersionStage") or doc.get("VersionId")
+        suffix = f"@{version}" if operation == "GetSecretValue" and version else ""
+        return f"{operation}:{doc['SecretId']}{suffix}"
     return operation
+
+
+def count_items(operation: str, body: bytes | str | None) -> int:
+    """How many items a batch or transaction names (DynamoDB bills per item)."""
+    if operation not in {
+        "BatchGetItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }:
+        return 0
+    doc = json.loads(body or b"{}")
+    if operation.startswith("Transact"):
+        return len(doc.get("TransactItems", []))
+    total = 0
+    for spec in doc.get("RequestItems", {}).values():
+        total += len(spec.get("Keys", [])) if isinstance(spec, dict) else len(spec)
+    return total
 
 
 def _operation(event_name: str) -> str:
@@ -60,7 +82,8 @@ class Recorder:
     def _before_send(self, request: Any, event_name: str, **_: Any) -> None:
         operation = _operation(event_name)
         self._pending = request_key(operation, request.body)
-        self._pending_scenario = "setup" if operation in SHARED_OPERATIONS else self.scenario
+        shared = operation in SHARED_OPERATIONS or self._pending.startswith(SHARED_PREFIXES)
+        self._pending_scenario = "setup" if shared else self.scenario
         self.calls[self.scenario] += 1
 
     def _received(self, response_dict: Any, **_: Any) -> None:
@@ -90,6 +113,7 @@ class Replayer:
         self._maps = maps
         self.scenario = "setup"
         self.calls: Counter[str] = Counter()
+        self.items: Counter[str] = Counter()  # items named by batch and transaction calls
         self._decoded: dict[tuple[str, str], tuple[int, dict[str, str], bytes]] = {}
 
     def attach(self, client: Any) -> None:
@@ -97,12 +121,14 @@ class Replayer:
 
     def reset_counts(self) -> None:
         self.calls.clear()
+        self.items.clear()
 
     def _before_send(self, request: Any, event_name: str, **_: Any) -> Any:
         from botocore.awsrequest import AWSResponse
 
         operation = _operation(event_name)
         self.calls[operation] += 1
+        self.items[operation] += count_items(operation, request.body)
         key = request_key(operation, request.body)
         found = self._lookup(key) or self._lookup(operation)
         if found is None:

@@ -58,10 +58,21 @@ def cpu_us_per_call(fn: Callable[[int], object], n: int) -> tuple[float, float]:
     return (c1 - c0) * 1e6 / n, (w1 - w0) * 1e6 / n
 
 
+RESULT_PREFIX = "BENCH-RESULT "
+
+
 def emit(result: dict[str, Any]) -> None:
-    """A measurement's answer: one JSON document on stdout."""
-    sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+    """A measurement's answer: one JSON line on stdout, marked (the app logs to stdout too)."""
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result, sort_keys=True) + "\n")
     sys.stdout.flush()
+
+
+def parse_result(stdout: str) -> dict[str, Any]:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            found: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
+            return found
+    raise ValueError("no result line")
 
 
 def load_json(path: Path) -> Any:

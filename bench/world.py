@@ -147,9 +147,31 @@ def capture() -> dict[str, Any]:
             answer = handler(events.authorizer_event(token), events.LambdaContext())
             recorder.scenario = "setup"
             world["scenarios"]["authorizer"] = {"effect": _effect(answer)}
+        world["rotation"] = capture_rotation(app_module, recorder)
         world["canned"] = recorder.maps
         world["capture_calls"] = dict(recorder.calls)
         return world
+
+
+def capture_rotation(app_module: Any, recorder: canned.Recorder) -> dict[str, Any] | None:
+    """The rotation function's first step (createSecret) on the signing keys, if it exists."""
+    import uuid
+
+    entry = "rotate_keys"
+    handler = getattr(app_module, entry, None)
+    if handler is None:
+        return None
+    from chalicelib import aws
+
+    sm = aws.client("secretsmanager")
+    arn = sm.describe_secret(SecretId=f"tessera/{common.STAGE}/signing-keys")["ARN"]
+    event = {"SecretId": arn, "ClientRequestToken": str(uuid.uuid4()), "Step": "createSecret"}
+    recorder.scenario = "rotation"
+    try:
+        handler(event, events.LambdaContext())
+    finally:
+        recorder.scenario = "setup"
+    return {"entry": entry, "event": event}
 
 
 def _effect(answer: Any) -> str:
