@@ -66,12 +66,9 @@ check-infra: $(STAMP) $(TOOLS_STAMP)
 	@for stage in dev prod; do \
 		$(PY) -m infra.package --stage $$stage --out build/$$stage || exit 1; \
 		echo "cfn-lint build/$$stage/sam.json"; $(TOOLS)/bin/cfn-lint build/$$stage/sam.json || exit 1; \
-		skip=""; [ $$stage = dev ] && skip="--skip-check CKV_AWS_115"; \
-		echo "checkov build/$$stage/sam.json $$skip"; \
-		$(TOOLS)/bin/checkov --config-file infra/checkov.yaml -f build/$$stage/sam.json $$skip || exit 1; \
+		echo "checkov build/$$stage/sam.json"; \
+		$(TOOLS)/bin/checkov --config-file infra/checkov.yaml -f build/$$stage/sam.json || exit 1; \
 	done
-# dev skips CKV_AWS_115 (reserved concurrency): a reservation must leave 100 executions unreserved,
-# which new accounts (quota 10) cannot, so dev stays deployable anywhere; prod reserves per function.
 
 # Two-stack path: stateful infra stack, chalice deploy, then wire the two (rotation, 401/403).
 deploy: $(STAMP)

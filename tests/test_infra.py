@@ -288,8 +288,8 @@ def test_kms_decrypt_is_only_granted_through_secrets_manager_for_named_secrets(s
 
 def test_dev_and_prod_differ_only_in_configuration() -> None:
     stages = chalice_config()["stages"]
-    # Same settings everywhere, except that dev reserves no concurrency (module docstring of
-    # infra/checkov.yaml's caller, the Makefile: new accounts cannot reserve any).
+    # The same settings everywhere, except that dev reserves no concurrency (infra/checkov.yaml:
+    # new accounts cannot reserve any).
     assert set(stages["dev"]) | {"reserved_concurrency"} == set(stages["prod"])
     assert set(stages["dev"]["lambda_functions"]) == set(stages["prod"]["lambda_functions"])
     for stage in STAGES:
@@ -299,6 +299,14 @@ def test_dev_and_prod_differ_only_in_configuration() -> None:
         for kind in ("signing-keys", "public-keys", "pepper"):
             key = "TESSERA_" + kind.upper().replace("-", "_") + "_SECRET"
             assert env[key] == f"tessera/{stage}/{kind}"
+
+
+def test_prod_reserves_concurrency_for_every_function() -> None:
+    # checkov's CKV_AWS_115 is skipped for both stages: dev reserves none (infra/checkov.yaml).
+    prod = chalice_config()["stages"]["prod"]
+    assert prod["reserved_concurrency"] > 0
+    for name, fn in prod["lambda_functions"].items():
+        assert fn["reserved_concurrency"] > 0, name
 
 
 # --- the packaged artifact (make package) ---------------------------------------------------
