@@ -232,6 +232,22 @@ def test_authorizer_cannot_read_the_private_signing_keys_or_the_pepper(stage: st
 
 
 @pytest.mark.parametrize("stage", STAGES)
+def test_authorizer_reads_the_deny_list_exactly_when_its_stage_checks_revocation(
+    stage: str,
+) -> None:
+    authorizer, _ = package.app_functions()
+    p = function_policies(stage)[authorizer]
+    env = chalice_config()["stages"][stage]["environment_variables"]
+    checks = env.get("TESSERA_AUTHORIZER_CHECKS_REVOCATION", "false").lower() == "true"
+    assert allows(p, "dynamodb:BatchGetItem", table_arn(stage)) == checks
+    for st in p["Statement"]:
+        if any(a.startswith("dynamodb:") for a in _as_list(st["Action"])):
+            # only deny-list items (JTI#, FAMILY#), never clients' or users' records
+            leading = st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+            assert sorted(leading) == ["FAMILY#*", "JTI#*"]
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_authorizer_writes_nothing_to_the_table(stage: str) -> None:
     authorizer, _ = package.app_functions()
     p = function_policies(stage)[authorizer]
