@@ -256,9 +256,9 @@ def test_authorizer_writes_nothing_to_the_table(stage: str) -> None:
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_token_api_reads_signing_keys_and_pepper_but_never_writes_secrets(stage: str) -> None:
+def test_token_api_reads_key_sets_and_pepper_but_never_writes_secrets(stage: str) -> None:
     p = function_policies(stage)["api_handler"]
-    for secret in ("signing-keys", "pepper"):
+    for secret in ("signing-keys", "public-keys", "pepper"):  # public: JWKS and introspection
         assert allows(p, "secretsmanager:GetSecretValue", secret_arn(stage, secret))
         assert not allows(p, "secretsmanager:PutSecretValue", secret_arn(stage, secret))
     for action in ("GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query"):
