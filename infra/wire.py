@@ -2,6 +2,7 @@
 
     python -m infra.wire --stage dev parameters         # RotationFunctionArn=... (infra stack)
     python -m infra.wire --stage dev gateway-responses  # RFC 6750 answers on the deployed API
+    python -m infra.wire gateway-responses --rest-api-id ID --api-stage STAGE  # on another API
 
 The infra stack (infra/template.yaml) must not reference Chalice's functions, so it takes the
 rotation function's ARN as a parameter, read here from ``.chalice/deployed/<stage>.json``.
@@ -62,18 +63,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--stage", default="dev")
     parser.add_argument("action", choices=["parameters", "gateway-responses"])
+    parser.add_argument("--rest-api-id", help="another REST API (default: this stage's)")
+    parser.add_argument("--api-stage", help="its stage (default: this stage's api_gateway_stage)")
     args = parser.parse_args(argv)
     if args.action == "parameters":
         print(" ".join(parameters(args.stage)))
         return 0
     import boto3
 
-    rest_api = deployed(args.stage).get("rest_api")
-    if rest_api is None:
-        raise SystemExit("chalice deploy recorded no REST API")
-    api_stage = stage_config(args.stage)["api_gateway_stage"]
-    done = put_gateway_responses(boto3.client("apigateway"), rest_api["rest_api_id"], api_stage)
-    print(f"gateway responses {', '.join(done)} deployed to {rest_api['rest_api_id']}/{api_stage}")
+    api_id = args.rest_api_id
+    if api_id is None:
+        rest_api = deployed(args.stage).get("rest_api")
+        if rest_api is None:
+            raise SystemExit("chalice deploy recorded no REST API")
+        api_id = rest_api["rest_api_id"]
+    api_stage = args.api_stage or stage_config(args.stage)["api_gateway_stage"]
+    done = put_gateway_responses(boto3.client("apigateway"), api_id, api_stage)
+    print(f"gateway responses {', '.join(done)} deployed to {api_id}/{api_stage}")
     return 0
 
 

@@ -317,6 +317,22 @@ def test_dev_and_prod_differ_only_in_configuration() -> None:
             assert env[key] == f"tessera/{stage}/{kind}"
 
 
+def test_readme_configuration_table_lists_every_setting_with_dev_and_prod() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("<!-- section: configuration -->", 1)[1].split("\n## ", 1)[0]
+    rows = {m[1]: m[0] for m in re.finditer(r"^\| `(TESSERA_\w+)`.*$", section, flags=re.MULTILINE)}
+    settings = set(re.findall(r'"(TESSERA_\w+)"', (ROOT / "chalicelib" / "config.py").read_text()))
+    assert settings - set(rows) == set(), "add these to the README configuration table"
+    stages = chalice_config()["stages"]
+    for name in settings - {"TESSERA_LOCAL_STATE"}:
+        cells = [c.strip().strip("`") for c in rows[name].split("|")[1:-1]]
+        for stage, cell in zip(STAGES, cells[2:4], strict=True):
+            env = {**chalice_config()["environment_variables"]}
+            env.update(stages[stage]["environment_variables"])
+            if name in env:
+                assert cell.split(" ")[0] == env[name], (name, stage)
+
+
 def test_prod_reserves_concurrency_for_every_function() -> None:
     # checkov's CKV_AWS_115 is skipped for both stages: dev reserves none (infra/checkov.yaml).
     prod = chalice_config()["stages"]["prod"]
