@@ -20,6 +20,14 @@ _ANY = ["*/*"]  # we check the content type ourselves, so errors are OAuth JSON,
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]  # all answered in OAuth JSON
 
 
+@app.middleware("http")
+def request_log(event: Any, get_response: Any) -> Any:
+    """One JSON line per request (chalicelib.audit): never a token, secret or password."""
+    from chalicelib import audit
+
+    return audit.log_request(event, get_response)
+
+
 # --- OAuth 2.0 endpoints ------------------------------------------------------------------
 
 
@@ -48,6 +56,86 @@ def introspect() -> Response:
     return http.oauth_call(
         lambda: services.introspection_endpoint().handle(
             http.to_oauth_request(app.current_request)
+        )
+    )
+
+
+# --- Authorization code + PKCE and the account pages (chalicelib.authorize, .account) -----
+
+_PAGE_COOKIES = ("tessera_session", "tessera_csrf")
+
+
+def _now() -> int:
+    return int(services.clock().now())
+
+
+@app.route("/oauth2/authorize", methods=["GET"])
+def authorize() -> Response:
+    """RFC 6749 §4.1 authorization endpoint: sign-in and consent pages, redirect with a code."""
+    req = app.current_request
+    return http.page_call(
+        lambda: services.authorization_endpoint().get(
+            http.query_pairs(req), http.request_cookies(req, *_PAGE_COOKIES), _now()
+        )
+    )
+
+
+@app.route("/oauth2/authorize", methods=["POST"], content_types=_ANY)
+def authorize_form() -> Response:
+    """The sign-in and consent forms of the authorization endpoint (CSRF-protected)."""
+    req = app.current_request
+    return http.page_call(
+        lambda: services.authorization_endpoint().post(
+            http.form_pairs(req) or [],
+            http.request_cookies(req, *_PAGE_COOKIES),
+            http.source_ip(req),
+            _now(),
+        )
+    )
+
+
+@app.route("/account/apps", methods=["GET"])
+def connected_apps() -> Response:
+    """The applications holding a grant for the signed-in user."""
+    req = app.current_request
+    notice = "Access revoked." if ("revoked", "1") in http.query_pairs(req) else ""
+    return http.page_call(
+        lambda: services.account_pages().apps(
+            http.request_cookies(req, *_PAGE_COOKIES), _now(), notice
+        )
+    )
+
+
+@app.route("/account/login", methods=["POST"], content_types=_ANY)
+def account_login() -> Response:
+    req = app.current_request
+    return http.page_call(
+        lambda: services.account_pages().login(
+            http.form_pairs(req) or [],
+            http.request_cookies(req, *_PAGE_COOKIES),
+            http.source_ip(req),
+            _now(),
+        )
+    )
+
+
+@app.route("/account/apps/revoke", methods=["POST"], content_types=_ANY)
+def revoke_app() -> Response:
+    """Revoke one grant (refresh-token family) of the signed-in user."""
+    req = app.current_request
+    return http.page_call(
+        lambda: services.account_pages().revoke(
+            http.form_pairs(req) or [], http.request_cookies(req, *_PAGE_COOKIES), _now()
+        )
+    )
+
+
+@app.route("/account/logout", methods=["POST"], content_types=_ANY)
+def logout() -> Response:
+    req = app.current_request
+    return http.page_call(
+        lambda: services.account_pages().logout(
+            http.form_pairs(req) or [], http.request_cookies(req, *_PAGE_COOKIES)
         )
     )
 

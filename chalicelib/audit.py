@@ -46,6 +46,7 @@ ALLOWED_FIELDS = frozenset(
         "count",
         "stage",
         "state",
+        "kind",
     }
 )
 

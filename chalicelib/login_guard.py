@@ -3,10 +3,10 @@
 Three counters, each one DynamoDB item updated with atomic ``ADD`` (no lost updates under
 concurrency) and a ``ttl`` that code compares itself (TTL deletion lags):
 
-- ``LOGIN#user#<username>`` — *lockout*. Failures since the last successful login, forgotten 24 h
-  after the last failure. From ``lockout_threshold`` failures on, the username is locked for
-  ``lockout_base_seconds`` after the last failure, doubling with every further failure, at most
-  ``lockout_max_seconds``. Kept for unknown usernames too, so lockout looks the same for them.
+- ``LOGIN#user#<sha256(username)>`` — *lockout*. Failures since the last successful login,
+  forgotten 24 h after the last failure. From ``lockout_threshold`` failures on, the username is
+  locked for ``lockout_base_seconds`` after the last failure, doubling with every further failure,
+  at most ``lockout_max_seconds``. Kept for unknown usernames too: lockout looks the same for them.
 - ``LOGIN#client#<client_id>`` and ``LOGIN#ip#<source ip>`` — *rate limits*. Failures in a fixed
   window of ``lockout_max_seconds``; over the limit, password logins through that client / from
   that address are refused until the window ends. The limits are much higher than the username
@@ -49,7 +49,9 @@ _BATCH_TRIES = 3
 
 
 def user_pk(username: str) -> str:
-    return f"LOGIN#user#{username}"
+    """The username's counter, keyed by a hash: people type passwords into the username field,
+    and a counter is kept for every name tried, so the name itself is never stored."""
+    return "LOGIN#user#" + hashlib.sha256(username.encode("utf-8")).hexdigest()
 
 
 def client_pk(client_id: str) -> str:
@@ -226,6 +228,9 @@ class LoginGuard:
                 Key=table.key(user_pk(username), SK),
                 ReturnValues="ALL_OLD",
             )
+        from chalicelib import audit
+
+        audit.event("user_unlocked", user=subject_hint(username))
         return "Attributes" in resp
 
     def status(self, username: str, now: int) -> dict[str, int]:

@@ -37,6 +37,7 @@ import logging
 import secrets
 from typing import Protocol
 
+from chalicelib import audit
 from chalicelib.clients import Client
 from chalicelib.errors import InvalidGrant, InvalidScope, TemporarilyUnavailable
 from chalicelib.grant_store import (
@@ -197,8 +198,19 @@ class RefreshTokens:
         return self._store.get_family(family_id)
 
     def revoke(self, rec: TokenRecord, reason: str, now: int) -> None:
-        if self._store.revoke_family(rec.family_id, reason, now):
-            log.warning("refresh family revoked", extra={"family": rec.family_id, "reason": reason})
+        self.revoke_family(rec.family_id, reason, now, client_id=rec.client_id)
+
+    def revoke_family(
+        self, family_id: str, reason: str, now: int, client_id: str | None = None
+    ) -> None:
+        if self._store.revoke_family(family_id, reason, now):
+            log.warning("refresh family revoked", extra={"family": family_id, "reason": reason})
+            audit.event(
+                "refresh_reuse" if reason == "reuse" else "refresh_family_revoked",
+                family=family_id,
+                client_id=client_id,
+                reason=reason,
+            )
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -243,6 +255,7 @@ class RefreshTokens:
         new = self._record(family, pepper, successor, now)
         outcome = self._store.rotate(rec, new, successor_pepper=pepper.id, now=now)
         if outcome is RotateOutcome.COMMITTED:
+            audit.event("refresh_rotated", family=rec.family_id, client_id=rec.client_id)
             return RotatedRefresh(successor, rec.family_id, rec.user_id, scope)
         if outcome is RotateOutcome.TOKEN_NOT_ACTIVE:
             return None

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from chalicelib import access_tokens
+from chalicelib import access_tokens, audit
 from chalicelib.client_auth import ClientLookup, authenticate_client
 from chalicelib.clock import Clock
 from chalicelib.config import Settings
@@ -106,3 +106,4 @@ class RevocationEndpoint:
         # Denied until the token could no longer pass validation anyway (exp + leeway).
         self._deny.deny_jti(claims.jti, claims.exp + self._s.clock_leeway, client_id, now)
         log.info("access token revoked", extra={"jti": claims.jti})
+        audit.event("access_token_revoked", jti=claims.jti, client_id=client_id)

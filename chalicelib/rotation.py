@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from chalicelib import aws, jose
+from chalicelib import audit, aws, jose
 from chalicelib.clock import Clock
 from chalicelib.keys import STATES, KeySetError, new_kid
 
@@ -756,3 +756,5 @@ def handle_event(event: dict[str, Any], sm: Any, clock: Clock, settings: Any) ->
         raise RotationError("no version for this rotation token")
     log.info("rotation step", extra={"secret": rotator.kind.name, "step": step})
     rotator.step(step, token)
+    if step == "finishSecret":
+        audit.event("key_rotated", kind=rotator.kind.name, stage=settings.stage)

@@ -1,7 +1,8 @@
 """The token endpoint (RFC 6749 §3.2, §4.3, §4.4, §5, §6) issuing RFC 9068 access tokens.
 
 Grants: ``client_credentials`` (confidential clients only, ``sub`` = client id, no refresh token),
-``password`` (only for confidential clients registered for it, behind the login guard), and
+``password`` (only for confidential clients registered for it, behind the login guard),
+``authorization_code`` with PKCE (RFC 7636 §4.6; codes from ``chalicelib.authorize``) and
 ``refresh_token`` (delegated to ``chalicelib.refresh_tokens``). Every failure is an ``OAuthError``;
 a token is returned only after every write it depends on has committed.
 """
@@ -9,11 +10,11 @@ a token is returned only after every write it depends on has committed.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chalicelib import access_tokens, jose, passwords
+from chalicelib import access_tokens, audit, jose, pkce
+from chalicelib.auth_codes import CodeAlreadyUsed, CodeStore
 from chalicelib.client_auth import ClientLookup, authenticate_client
 from chalicelib.clients import Client
 from chalicelib.clock import Clock
@@ -21,20 +22,19 @@ from chalicelib.config import Settings
 from chalicelib.errors import (
     InvalidGrant,
     InvalidRequest,
-    InvalidScope,
     MethodNotAllowed,
     UnauthorizedClient,
     UnsupportedGrantType,
 )
 from chalicelib.forms import OAuthRequest
 from chalicelib.keys import KeySetError, SigningKeyRing
-from chalicelib.users import InvalidUsername, User, UserStore, normalize_username
+from chalicelib.login import BAD_CREDENTIALS, LoginGuard, authenticate
+from chalicelib.scopes import parse_scope, resolve_scope
+from chalicelib.users import UserStore
 
 log = logging.getLogger("tessera.token")
 
-# RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), separated by single spaces.
-_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
-BAD_CREDENTIALS = "invalid username or password"
+__all__ = ["BAD_CREDENTIALS", "LoginGuard", "TokenEndpoint", "parse_scope", "resolve_scope"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,38 +62,11 @@ class RefreshGrants(Protocol):
         self, *, client: Client, token: str, requested_scope: frozenset[str] | None, now: int
     ) -> RotatedRefresh: ...
 
-
-class LoginGuard(Protocol):
-    """Brute-force protection for password logins (RFC 6749 §4.3.2)."""
-
-    def check(self, username: str, client_id: str, source_ip: str | None, now: int) -> None:
-        """Raise ``InvalidGrant`` (same text as bad credentials) while locked."""
-
-    def failed(self, username: str, client_id: str, source_ip: str | None, now: int) -> None: ...
-
-    def succeeded(self, username: str, client_id: str, source_ip: str | None, now: int) -> None: ...
-
-
-def parse_scope(raw: str) -> frozenset[str]:
-    tokens = raw.split(" ")
-    if any(not _SCOPE_TOKEN.match(t) for t in tokens):
-        raise InvalidScope("the scope parameter is malformed")
-    return frozenset(tokens)
-
-
-def resolve_scope(client: Client, requested: str | None) -> str:
-    """The granted scope: the request, which must be within the client's registration; if the
-    request names none, every scope the client is registered for (the Cognito behaviour)."""
-    if requested is None:
-        return " ".join(sorted(client.scopes))
-    wanted = parse_scope(requested)
-    if not wanted <= set(client.scopes):
-        raise InvalidScope("the requested scope exceeds what the client is registered for")
-    return " ".join(sorted(wanted))
+    def revoke_family(self, family_id: str, reason: str, now: int) -> None: ...
 
 
 class TokenEndpoint:
-    GRANTS = ("client_credentials", "password", "refresh_token")
+    GRANTS = ("client_credentials", "password", "refresh_token", "authorization_code")
 
     def __init__(
         self,
@@ -105,6 +78,7 @@ class TokenEndpoint:
         keys: SigningKeyRing,
         refresh: RefreshGrants | None = None,
         guard: LoginGuard | None = None,
+        codes: CodeStore | None = None,
     ) -> None:
         self._s = settings
         self._clock = clock
@@ -113,6 +87,7 @@ class TokenEndpoint:
         self._keys = keys
         self._refresh = refresh
         self._guard = guard
+        self._codes = codes
 
     def handle(self, request: OAuthRequest) -> dict[str, Any]:
         if request.method != "POST":
@@ -124,8 +99,10 @@ class TokenEndpoint:
         if grant_type is None:
             raise InvalidRequest("grant_type is required")
         client = authenticate_client(request, form, self._clients, self._s.realm)
-        if grant_type not in self.GRANTS or (
-            grant_type == "refresh_token" and self._refresh is None
+        if (
+            grant_type not in self.GRANTS
+            or (grant_type == "refresh_token" and self._refresh is None)
+            or (grant_type == "authorization_code" and self._codes is None)
         ):
             raise UnsupportedGrantType("the grant type is not supported")
         if not client.allows(grant_type):
@@ -141,6 +118,8 @@ class TokenEndpoint:
             return self._client_credentials(client, form, now)
         if grant_type == "password":
             return self._password(client, form, request.source_ip, now)
+        if grant_type == "authorization_code":
+            return self._authorization_code(client, form, now)
         return self._refresh_token(client, form, now)
 
     # -- grants ----------------------------------------------------------------------------
@@ -160,29 +139,66 @@ class TokenEndpoint:
         if raw_username is None or password is None:
             raise InvalidRequest("username and password are required")
         scope = resolve_scope(client, form.get("scope"))
-        try:
-            username = normalize_username(raw_username)
-        except InvalidUsername:
-            username = ""
-        if self._guard is not None:
-            self._guard.check(username, client.client_id, source_ip, now)
-        user: User | None = self._users.get(username) if username else None
-        # Always run the KDF: unknown users cost the same time as a wrong password.
-        ok = passwords.verify_password(password, user.password_hash if user else None)
-        if not ok or user is None or user.disabled:
-            if self._guard is not None:
-                self._guard.failed(username, client.client_id, source_ip, now)
-            raise InvalidGrant(BAD_CREDENTIALS)
-        if self._guard is not None:
-            self._guard.succeeded(username, client.client_id, source_ip, now)
-        if passwords.needs_rehash(user.password_hash):
-            self._users.set_password_hash(user.username, passwords.hash_password(password))
+        user = authenticate(
+            self._users,
+            self._guard,
+            raw_username=raw_username,
+            password=password,
+            client_id=client.client_id,
+            source_ip=source_ip,
+            now=now,
+        )
         refresh = None
         if self._refresh is not None and client.allows("refresh_token"):
             refresh = self._refresh.start(
                 client=client, subject=user.user_id, username=user.username, scope=scope, now=now
             )
         return self._respond(client, subject=user.user_id, scope=scope, now=now, refresh=refresh)
+
+    def _authorization_code(self, client: Client, form: dict[str, str], now: int) -> dict[str, Any]:
+        """RFC 6749 §4.1.3 with RFC 7636 §4.6: every mismatch is ``invalid_grant``."""
+        assert self._codes is not None
+        code = form.get("code")
+        if code is None:
+            raise InvalidRequest("code is required")
+        verifier = form.get("code_verifier")
+        if verifier is not None and not pkce.valid_verifier(verifier):
+            raise InvalidGrant("code_verifier must be 43-128 unreserved characters")
+        try:
+            grant = self._codes.redeem(code, now)
+        except CodeAlreadyUsed as used:
+            # §4.1.2: a code used twice may be stolen; revoke what its first use issued.
+            if used.family_id and self._refresh is not None:
+                self._refresh.revoke_family(used.family_id, "code_reuse", now)
+                audit.event("code_reuse", family=used.family_id, client_id=client.client_id)
+            raise InvalidGrant("the authorization code is invalid or expired") from None
+        if grant is None or grant.client_id != client.client_id:
+            raise InvalidGrant("the authorization code is invalid or expired")
+        # The same redirect_uri as the authorization request; it may be left out only by a
+        # client with a single registered URI (which the request then defaulted to).
+        sent_uri = form.get("redirect_uri")
+        if sent_uri is None and client.redirect_uris != (grant.redirect_uri,):
+            raise InvalidGrant("redirect_uri does not match the authorization request")
+        if sent_uri is not None and sent_uri != grant.redirect_uri:
+            raise InvalidGrant("redirect_uri does not match the authorization request")
+        if grant.code_challenge:
+            if verifier is None or not pkce.verify(verifier, grant.code_challenge):
+                raise InvalidGrant("PKCE verification failed")
+        elif verifier is not None or client.public:
+            raise InvalidGrant("PKCE verification failed")
+        refresh = None
+        if self._refresh is not None and client.allows("refresh_token"):
+            refresh = self._refresh.start(
+                client=client,
+                subject=grant.user_id,
+                username=grant.username,
+                scope=grant.scope,
+                now=now,
+            )
+            self._codes.record_family(code, refresh.family_id)
+        return self._respond(
+            client, subject=grant.user_id, scope=grant.scope, now=now, refresh=refresh
+        )
 
     def _refresh_token(self, client: Client, form: dict[str, str], now: int) -> dict[str, Any]:
         assert self._refresh is not None
@@ -244,5 +260,13 @@ class TokenEndpoint:
                 "client_id": client.client_id,
                 "family": claims.get("sid"),
             },
+        )
+        audit.event(
+            "token_issued",
+            jti=claims["jti"],
+            client_id=client.client_id,
+            sub=subject,
+            family=claims.get("sid"),
+            scope=scope,
         )
         return body

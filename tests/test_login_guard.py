@@ -9,6 +9,7 @@ import pytest
 from chalicelib import services
 from chalicelib.errors import InvalidGrant
 from chalicelib.forms import OAuthRequest
+from chalicelib.login_guard import user_pk
 from tests.conftest import STAGE, basic, body, form_post
 
 PASSWORD = "correct horse battery"
@@ -42,7 +43,7 @@ def counter_item(aws, username: str) -> dict[str, Any] | None:
     ddb = aws.client("dynamodb")
     resp = ddb.get_item(
         TableName=f"tessera-{STAGE}",
-        Key={"pk": {"S": f"LOGIN#user#{username}"}, "sk": {"S": "LOGIN"}},
+        Key={"pk": {"S": user_pk(username)}, "sk": {"S": "LOGIN"}},
     )
     item: dict[str, Any] | None = resp.get("Item")
     return item
