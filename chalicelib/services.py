@@ -98,14 +98,6 @@ def verifying_keys() -> Any:
     )
 
 
-def revocation_check() -> Any:
-    from chalicelib.revocation_check import RevocationCheck
-
-    return _once(
-        "revocation_check", lambda: RevocationCheck(aws.client("dynamodb"), settings().table_name)
-    )
-
-
 def authorizer() -> Any:
     """The API Gateway authorizer: public keys only, plus the revocation read where enabled."""
     from chalicelib.authorizer import Authorizer
@@ -118,7 +110,8 @@ def authorizer() -> Any:
             audience=s.audience,
             leeway=s.clock_leeway,
             clock=_clock,
-            revocation=revocation_check() if s.authorizer_checks_revocation else None,
+            # GrantStore.is_revoked: jti deny-list + family, one BatchGetItem per cache miss.
+            revocation=grant_store() if s.authorizer_checks_revocation else None,
         )
 
     return _once("authorizer", build)
@@ -145,7 +138,54 @@ def token_endpoint() -> Any:
             keys=signing_keys(),
             guard=login_guard(),
             refresh=refresh_grants() if settings().pepper_secret else None,
+            codes=code_store() if settings().pepper_secret else None,
         ),
+    )
+
+
+def code_store() -> Any:
+    """Authorization codes (chalicelib.auth_codes)."""
+    from chalicelib.auth_codes import CodeStore
+
+    return _once("code_store", lambda: CodeStore(aws.client("dynamodb"), settings().table_name))
+
+
+def session_signer() -> Any:
+    """Session and CSRF signer, keyed from the pepper set (rotates with it; cheap to build)."""
+    from chalicelib.sessions import SessionSigner, derive_key
+
+    return SessionSigner([(p.id, derive_key(p.secret)) for p in peppers().all()])
+
+
+def authorization_endpoint() -> Any:
+    """The hosted authorization endpoint (chalicelib.authorize). Built per request: it holds the
+    session signer, which follows pepper rotation."""
+    from chalicelib.authorize import AuthorizationEndpoint
+
+    s = settings()
+    return AuthorizationEndpoint(
+        settings=s,
+        clients=cached_clients(),
+        users=login_guard().users(),
+        guard=login_guard(),
+        codes=code_store(),
+        signer=session_signer(),
+        secure_cookies=s.cookie_secure,
+    )
+
+
+def account_pages() -> Any:
+    """Connected-apps pages (chalicelib.account)."""
+    from chalicelib.account import AccountPages
+
+    s = settings()
+    return AccountPages(
+        clients=cached_clients(),
+        users=login_guard().users(),
+        guard=login_guard(),
+        grants=grant_store(),
+        signer=session_signer(),
+        secure_cookies=s.cookie_secure,
     )
 
 
