@@ -162,6 +162,14 @@ def authorization_server_metadata() -> Response:
     return http.oauth_call(build, no_store=False)
 
 
+@app.route("/.well-known/openid-configuration", methods=["GET"])
+def openid_configuration() -> Response:
+    """The same RFC 8414 document at the OIDC discovery name (RFC 8414 §5 allows it): API
+    Gateway's native JWT authorizers (HTTP APIs) find ``jwks_uri`` only there. Not an OIDC
+    provider: no ID tokens, no userinfo."""
+    return authorization_server_metadata()
+
+
 @app.route("/.well-known/jwks.json", methods=["GET"])
 def jwks() -> Response:
     """RFC 7517 key set: the public set the authorizer trusts (next, current, previous).

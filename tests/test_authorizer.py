@@ -472,3 +472,11 @@ def test_aws_authorizer_failure_is_503_with_retry_after(response_type):
     local_503 = local_gateway.unavailable()
     assert found["statusCode"] == local_503.CODE == 503
     assert found["responseParameters"]["gatewayresponse.header.Retry-After"] == "'2'"
+
+
+def test_openid_configuration_names_the_jwks_for_http_api_jwt_authorizers(app_client):
+    # API Gateway's JWT authorizer reads <issuer>/.well-known/openid-configuration for jwks_uri.
+    doc = body(app_client.http.get("/.well-known/openid-configuration"))
+    assert doc["issuer"] == ISSUER
+    assert doc["jwks_uri"] == ISSUER + "/.well-known/jwks.json"
+    assert doc == body(app_client.http.get("/.well-known/oauth-authorization-server"))
