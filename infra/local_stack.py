@@ -140,9 +140,23 @@ Ctrl-C stops everything.
 """
 
 
+def widen_backlog() -> None:
+    """Let ``chalice local`` queue a burst of connections.
+
+    It listens with socketserver's backlog of 5: a burst of parallel clients (the concurrency tests
+    send 20 refreshes at once) overflows it and the kernel resets connections, which API Gateway
+    never does. 128 is the usual listen backlog (werkzeug's, moto's).
+    """
+    from chalice.local import ThreadedHTTPServer
+
+    ThreadedHTTPServer.request_queue_size = 128
+
+
 def _serve(api_port: int) -> None:
     """``chalice local`` in this process, so the app sees this process's environment."""
     from chalice.cli import cli
+
+    widen_backlog()
 
     cli.main(
         args=[
