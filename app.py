@@ -167,7 +167,8 @@ def openid_configuration() -> Response:
     """The same RFC 8414 document at the OIDC discovery name (RFC 8414 §5 allows it): API
     Gateway's native JWT authorizers (HTTP APIs) find ``jwks_uri`` only there. Not an OIDC
     provider: no ID tokens, no userinfo."""
-    return authorization_server_metadata()
+    response: Response = authorization_server_metadata()
+    return response
 
 
 @app.route("/.well-known/jwks.json", methods=["GET"])
