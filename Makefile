@@ -23,7 +23,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 help:
 	@echo "make local   - start the emulator and the API on http://127.0.0.1:$(API_PORT)"
 	@echo "make test    - run the whole test suite"
-	@echo "make lint    - ruff and mypy"
+	@echo "make lint    - ruff, mypy, bandit and our own rules (scripts/check_rules.py)"
 	@echo "make bench   - benchmarks (writes BENCHMARKS.md)"
 	@echo "make package STAGE=dev      - one CloudFormation artifact in build/STAGE (offline)"
 	@echo "make check-infra            - package dev and prod, run cfn-lint and checkov on them"
@@ -49,6 +49,8 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(PY) -m bandit -q -r app.py chalicelib -s B101,B105  # asserts narrow types; S105 is ruff's
+	$(PY) scripts/check_rules.py
 
 bench: $(STAMP)
 	$(PY) -m bench

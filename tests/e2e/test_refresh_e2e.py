@@ -160,7 +160,8 @@ def _family_states(stack: LocalStack, family_id: str) -> tuple[list[str], bool]:
 def _sid(access_token: str) -> str:
     import jwt
 
-    sid: str = jwt.decode(access_token, options={"verify_signature": False})["sid"]
+    unverified = {"verify_signature": False}
+    sid: str = jwt.decode(access_token, algorithms=["ES256"], options=unverified)["sid"]
     return sid
 
 
