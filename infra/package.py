@@ -40,8 +40,8 @@ GATEWAY_RESPONSES = Path(__file__).with_name("gateway-responses.yaml")
 ROTATION_FUNCTION = "rotate_keys"  # @app.lambda_function name in app.py; Secrets Manager invokes it
 DEFAULT_REGION = "us-east-1"  # chalice package needs one; the template itself is region-neutral
 
-# Parameters of infra/template.yaml that the standalone stack is given after `chalice deploy`, and
-# the condition that guards the resources using them. In the packaged stack they are always wired.
+# The condition of infra/template.yaml that guards the resources needing the rotation function's
+# ARN (a parameter of the standalone stack, given after `chalice deploy`). Packaged: always wired.
 WIRING_CONDITION = "HasRotationFunction"
 
 
