@@ -18,13 +18,14 @@ TOOLS_STAMP := $(TOOLS)/.installed
 # chalice package needs a region (no credentials); deployments use the caller's region.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv local test lint bench package check-infra deploy deploy-stack clean
+.PHONY: help venv local test lint bench loadtest package check-infra deploy deploy-stack clean
 
 help:
 	@echo "make local   - start the emulator and the API on http://127.0.0.1:$(API_PORT)"
 	@echo "make test    - run the whole test suite"
 	@echo "make lint    - ruff, mypy, bandit and our own rules (scripts/check_rules.py)"
 	@echo "make bench   - benchmarks (writes BENCHMARKS.md)"
+	@echo "make loadtest - mixed workload on the local stack, <= 60 s (LOADTEST_SECONDS=30)"
 	@echo "make package STAGE=dev      - one CloudFormation artifact in build/STAGE (offline)"
 	@echo "make check-infra            - package dev and prod, run cfn-lint and checkov on them"
 	@echo "make deploy STAGE=dev       - infra stack + chalice deploy (AWS credentials needed)"
@@ -51,6 +52,9 @@ lint: $(STAMP)
 	$(PY) -m mypy
 	$(PY) -m bandit -q -r app.py chalicelib -s B101,B105  # asserts narrow types; S105 is ruff's
 	$(PY) scripts/check_rules.py
+
+loadtest: $(STAMP)
+	$(PY) -m bench.loadtest
 
 bench: $(STAMP)
 	$(PY) -m bench
