@@ -160,9 +160,9 @@ def _family_states(stack: LocalStack, family_id: str) -> tuple[list[str], bool]:
 def _sid(access_token: str) -> str:
     import jwt
 
-    sid: str = jwt.decode(
-        access_token, algorithms=["ES256"], options={"verify_signature": False}
-    )["sid"]
+    sid: str = jwt.decode(access_token, algorithms=["ES256"], options={"verify_signature": False})[
+        "sid"
+    ]
     return sid
 
 
