@@ -13,6 +13,7 @@ from tests.refresh_support import login, password_client, refresh
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what earlier requests printed (the JSON request/audit log lines)
     code = admin.main(["--stage", "test", *argv], configure=lambda stage: None)
     out = capsys.readouterr()
     return code, out.out, out.err

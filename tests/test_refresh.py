@@ -337,7 +337,12 @@ def test_token_whose_pepper_left_the_set_is_invalid_grant(aws, app_client, setup
 
 
 def _public_family(make_client: Any, make_user: Any, grants: list[str]) -> tuple[Any, str]:
-    public = make_client(public=True, grant_types=grants, scopes=["people:read"])
+    public = make_client(
+        public=True,
+        grant_types=grants,
+        scopes=["people:read"],
+        redirect_uris=["https://app.example/callback"],
+    )
     user = make_user("bob")
     client = services.cached_clients().get(public["client_id"])
     issued = services.refresh_grants().start(
