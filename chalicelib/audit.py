@@ -51,6 +51,20 @@ ALLOWED_FIELDS = frozenset(
 )
 
 
+_stream = "stdout"
+
+
+def to_stderr() -> None:
+    """Command-line tools (the admin command): stdout is their result, audit lines go to stderr."""
+    global _stream
+    _stream = "stderr"
+
+
+def to_stdout() -> None:
+    global _stream
+    _stream = "stdout"
+
+
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stdout`` is at the time (Lambda's, or a test's capture)."""
 
@@ -59,7 +73,7 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     @property
     def stream(self) -> Any:
-        return sys.stdout
+        return getattr(sys, _stream)
 
     @stream.setter
     def stream(self, _value: Any) -> None:

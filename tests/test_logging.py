@@ -21,6 +21,14 @@ PASSWORD = "correct horse battery staple"
 ARN = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/api/GET/people"
 
 
+@pytest.fixture(autouse=True)
+def audit_on_stdout() -> None:
+    """The admin command moves audit lines to stderr for the rest of its process."""
+    from chalicelib import audit
+
+    audit.to_stdout()
+
+
 class _Everything(logging.Handler):
     """Keeps each record's message and every attribute (``extra`` fields included)."""
 
@@ -216,3 +224,17 @@ def test_audit_event_drops_fields_that_could_carry_a_secret(capfd):
     audit.event("token_issued", jti="j1", access_token="eyJ...", client_secret="s3cr3t")
     (line,) = [json.loads(x) for x in capfd.readouterr().out.splitlines()]
     assert line == {"log": "audit", "event": "token_issued", "jti": "j1", "ts": line["ts"]}
+
+
+def test_admin_command_keeps_audit_lines_off_its_stdout(aws, capsys, make_user):
+    from chalicelib import admin, audit
+
+    make_user("alice", PASSWORD)
+    code = admin.main(
+        ["--stage", "test", "user", "unlock", "alice", "--json"], configure=lambda _: None
+    )
+    out, err = capsys.readouterr()
+    audit.to_stdout()
+    assert code == 0
+    assert json.loads(out) == {"unlocked": "alice", "had_failures": False}
+    assert '"event":"user_unlocked"' in err
