@@ -297,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, *, configure: Callable[[str], None] = use_stage) -> int:
     """Run one command; ``configure`` points the services at the stage (tests pass their own)."""
+    from chalicelib import audit
+
+    audit.to_stderr()  # stdout carries the command's result (and secrets, once)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
