@@ -84,6 +84,10 @@ def create_client(
             parse_scope(" ".join(scopes))
         except Exception as exc:
             raise AdminError("malformed scope") from exc
+    for uri in redirect_uris or ():
+        check_redirect_uri(uri)
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise AdminError("authorization_code needs at least one --redirect-uri")
     secret = None if public else new_client_secret()
     client = Client(
         client_id=new_client_id(),
@@ -102,6 +106,24 @@ def create_client(
     except ClientExists as exc:  # 128-bit ids: practically impossible, but never overwrite
         raise AdminError("client id collision, try again") from exc
     return {**client.public_view(), "client_secret": secret}
+
+
+def check_redirect_uri(uri: str) -> None:
+    """RFC 6749 §3.1.2 and RFC 8252: absolute, no fragment; https, or http only on loopback,
+    or a private-use scheme (``com.example.app:/cb``) for native apps."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if not parts.scheme or parts.fragment or "#" in uri or any(c.isspace() for c in uri):
+        raise AdminError(f"invalid redirect URI: {uri!r} (absolute, without fragment)")
+    if parts.scheme == "http":
+        if parts.hostname not in {"127.0.0.1", "localhost", "::1"}:
+            raise AdminError("http redirect URIs are allowed only on loopback; use https")
+    elif parts.scheme == "https":
+        if not parts.hostname:
+            raise AdminError(f"invalid redirect URI: {uri!r}")
+    elif "." not in parts.scheme:
+        raise AdminError("custom-scheme redirect URIs must be reverse-domain (com.example.app:/cb)")
 
 
 def create_user(

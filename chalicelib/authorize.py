@@ -21,8 +21,9 @@ from chalicelib.auth_codes import CODE_TTL, CodeGrant, CodeStore, new_code
 from chalicelib.client_auth import ClientLookup
 from chalicelib.clients import Client
 from chalicelib.config import Settings
-from chalicelib.errors import InvalidGrant, InvalidRequest, InvalidScope
+from chalicelib.errors import InvalidGrant, InvalidScope
 from chalicelib.login import LoginGuard, authenticate
+from chalicelib.scopes import resolve_scope
 from chalicelib.sessions import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -32,7 +33,6 @@ from chalicelib.sessions import (
     cookie,
     new_nonce,
 )
-from chalicelib.token_endpoint import resolve_scope
 from chalicelib.users import UserStore
 
 AUTHORIZE_PATH = "/oauth2/authorize"
@@ -364,37 +364,3 @@ class AuthorizationEndpoint:
 
     def _page(self, page: pages.Page) -> Outcome:
         return Outcome(page.status, dict(pages.SECURITY_HEADERS), page.html)
-
-
-def exchange_code(
-    codes: CodeStore,
-    client: Client,
-    form: dict[str, str],
-    now: int,
-) -> CodeGrant:
-    """The ``authorization_code`` grant's checks (RFC 6749 §4.1.3, RFC 7636 §4.6).
-
-    Raises ``InvalidGrant`` for every mismatch; on a re-used code the caller revokes the family
-    the first redemption started (``CodeAlreadyUsed`` carries it).
-    """
-    code = form.get("code")
-    verifier = form.get("code_verifier")
-    if code is None:
-        raise InvalidRequest("code is required")
-    grant = codes.redeem(code, now)
-    if grant is None or grant.client_id != client.client_id:
-        raise InvalidGrant("the authorization code is invalid or expired")
-    # RFC 6749 §4.1.3: the same redirect_uri as in the authorization request. It may be left
-    # out only by a client with a single registered URI (which the request then defaulted to).
-    sent_uri = form.get("redirect_uri")
-    if sent_uri is None:
-        if client.redirect_uris != (grant.redirect_uri,):
-            raise InvalidGrant("redirect_uri does not match the authorization request")
-    elif sent_uri != grant.redirect_uri:
-        raise InvalidGrant("redirect_uri does not match the authorization request")
-    if grant.code_challenge:
-        if verifier is None or not pkce.verify(verifier, grant.code_challenge):
-            raise InvalidGrant("PKCE verification failed")
-    elif verifier is not None or client.public:
-        raise InvalidGrant("PKCE verification failed")
-    return grant

@@ -198,7 +198,7 @@ class CachedClients:
 class CachedRegistrySummary:
     """Which grant types and scopes any client has: metadata advertises only those."""
 
-    SUPPORTED = ("client_credentials", "password", "refresh_token")
+    SUPPORTED = ("client_credentials", "password", "refresh_token", "authorization_code")
 
     def __init__(self, store: ClientStore, ttl: float) -> None:
         self._store = store

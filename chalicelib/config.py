@@ -65,6 +65,7 @@ class Settings:
     lockout_base_seconds: int
     lockout_max_seconds: int
     realm: str
+    cookie_secure: bool
 
     @property
     def token_endpoint(self) -> str:
@@ -96,6 +97,8 @@ def settings() -> Settings:
         lockout_base_seconds=_int("TESSERA_LOCKOUT_BASE_SECONDS", 60),
         lockout_max_seconds=_int("TESSERA_LOCKOUT_MAX_SECONDS", 3600),
         realm=os.environ.get("TESSERA_REALM", "tessera"),
+        # Session cookies are Secure everywhere but the local stack (plain http on loopback).
+        cookie_secure=_bool("TESSERA_COOKIE_SECURE", True),
     )
 
 

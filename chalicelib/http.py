@@ -69,3 +69,75 @@ def oauth_call(handler: Callable[[], Any], *, no_store: bool = True) -> Response
     if isinstance(body, Response):
         return body
     return json_response(body, 200, NO_STORE if no_store else None)
+
+
+# --- hosted pages (authorization endpoint, connected apps) ---------------------------------
+
+
+def query_pairs(current_request: Any) -> list[tuple[str, str]]:
+    """Query parameters as (name, value) pairs, keeping repeats so they can be refused."""
+    params = current_request.query_params or {}
+    pairs: list[tuple[str, str]] = []
+    for name in params:
+        values = params.getlist(name) if hasattr(params, "getlist") else [params[name]]
+        pairs.extend((name, v) for v in values)
+    return pairs
+
+
+def form_pairs(current_request: Any) -> list[tuple[str, str]] | None:
+    """An HTML form post as pairs; None when it is not form-encoded or not UTF-8."""
+    from urllib.parse import parse_qsl
+
+    from chalicelib.forms import FORM, MAX_BODY, media_type
+
+    headers = current_request.headers or {}
+    if media_type(headers.get("content-type")) != FORM:
+        return None
+    raw = current_request.raw_body or b""
+    if len(raw) > MAX_BODY:
+        return None
+    try:
+        return parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def request_cookies(current_request: Any, *names: str) -> dict[str, str | None]:
+    from chalicelib.sessions import read_cookie
+
+    header = (current_request.headers or {}).get("cookie")
+    return {name: read_cookie(header, name) for name in names}
+
+
+def source_ip(current_request: Any) -> str | None:
+    context = getattr(current_request, "context", None) or {}
+    ip = (context.get("identity") or {}).get("sourceIp")
+    return str(ip) if ip else None
+
+
+def page_call(handler: Callable[[], Any]) -> Response:
+    """Run a page handler (returns ``chalicelib.authorize.Outcome``); faults become HTML pages."""
+    from chalicelib import pages
+
+    try:
+        outcome = handler()
+    except (BackendUnavailable, KeySetError, ConfigError) as exc:
+        log.warning("page unavailable", extra={"error_type": type(exc).__name__})
+        page = pages.error(
+            brand="Tessera",
+            title="Temporarily unavailable",
+            message="Sign-in is temporarily unavailable. Please try again in a moment.",
+            status=503,
+        )
+        headers: dict[str, str | list[str]] = {**pages.SECURITY_HEADERS, "Retry-After": "2"}
+        return Response(body=page.html, status_code=page.status, headers=headers)
+    except Exception as exc:
+        log.error("unexpected fault", extra={"error_type": type(exc).__name__})
+        page = pages.error(
+            brand="Tessera", title="Something went wrong", message="Please try again.", status=500
+        )
+        return Response(body=page.html, status_code=500, headers=dict(pages.SECURITY_HEADERS))
+    out: dict[str, str | list[str]] = dict(outcome.headers)
+    if outcome.cookies:
+        out["Set-Cookie"] = list(outcome.cookies)
+    return Response(body=outcome.body, status_code=outcome.status, headers=out)

@@ -19,16 +19,23 @@ def metadata(
     revocation: bool = False,
     introspection: bool = False,
 ) -> dict[str, Any]:
+    code_flow = "authorization_code" in grant_types
     doc: dict[str, Any] = {
         "issuer": issuer,
         "token_endpoint": issuer + "/oauth2/token",
         "jwks_uri": issuer + "/.well-known/jwks.json",
         "grant_types_supported": grant_types,
-        "response_types_supported": [],
+        "response_types_supported": ["code"] if code_flow else [],
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "scopes_supported": scopes,
         "service_documentation": issuer + "/",
     }
+    if code_flow:
+        doc["authorization_endpoint"] = issuer + "/oauth2/authorize"
+        doc["response_modes_supported"] = ["query"]
+        doc["code_challenge_methods_supported"] = ["S256"]
+        # RFC 9207: the redirect carries iss, so clients can detect mix-up attacks.
+        doc["authorization_response_iss_parameter_supported"] = True
     if revocation:
         doc["revocation_endpoint"] = issuer + "/oauth2/revoke"
         doc["revocation_endpoint_auth_methods_supported"] = list(AUTH_METHODS)

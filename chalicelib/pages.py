@@ -86,14 +86,25 @@ def _hidden(name: str, value: str) -> str:
 def login(
     *, brand: str, client_name: str, action: str, request_blob: str, csrf: str, error: str = ""
 ) -> Page:
+    """Sign-in inside an authorization request (the request travels in a signed field)."""
+    subtitle = f'<p class="muted">to continue to <strong>{escape(client_name)}</strong></p>'
+    fields = _hidden("request", request_blob) + _hidden("step", "login")
+    return _sign_in(brand, subtitle, action, fields, csrf, error)
+
+
+def account_login(*, brand: str, action: str, csrf: str, error: str = "") -> Page:
+    """Sign-in for the account pages (connected apps)."""
+    subtitle = '<p class="muted">to manage the applications connected to your account</p>'
+    return _sign_in(brand, subtitle, action, "", csrf, error)
+
+
+def _sign_in(brand: str, subtitle: str, action: str, fields: str, csrf: str, error: str) -> Page:
     err = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
     body = (
-        "<h1>Sign in</h1>"
-        f'<p class="muted">to continue to <strong>{escape(client_name)}</strong></p>{err}'
+        f"<h1>Sign in</h1>{subtitle}{err}"
         f'<form method="post" action="{escape(action)}">'
-        + _hidden("request", request_blob)
+        + fields
         + _hidden("csrf", csrf)
-        + _hidden("step", "login")
         + '<label for="username">Username</label>'
         '<input id="username" name="username" type="text" autocomplete="username" '
         "required autofocus>"

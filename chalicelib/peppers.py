@@ -133,3 +133,8 @@ class PepperRing:
             self._load()
             found = self._by_id.get(pepper_id)
         return found
+
+    def all(self) -> list[Pepper]:
+        """Every known pepper, the current one first (for signing, then verifying)."""
+        current = self.current()
+        return [current, *(p for p in self._by_id.values() if p.id != current.id)]

@@ -1,0 +1,493 @@
+"""Authorization code + PKCE (RFC 6749 §4.1, RFC 7636, RFC 9700 §2.1, RFC 9207), the hosted
+sign-in/consent pages and the connected-apps page, driven through the app in-process."""
+
+from __future__ import annotations
+
+import json
+import re
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+
+from chalicelib import pkce
+from tests.conftest import ISSUER, basic, body, form_post
+
+REDIRECT = "https://app.example/cb"
+VERIFIER = "v" * 20 + "-._~" + "x" * 30
+CHALLENGE = pkce.s256(VERIFIER)
+PASSWORD = "correct horse battery"
+
+
+class Browser:
+    """A tiny cookie-keeping browser over chalice.test's client."""
+
+    def __init__(self, app_client):
+        self.http = app_client.http
+        self.cookies: dict[str, str] = {}
+
+    def _headers(self, extra=None):
+        h = dict(extra or {})
+        if self.cookies:
+            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        return h
+
+    def _keep(self, resp):
+        raw = resp.headers.get("Set-Cookie") or resp.headers.get("set-cookie")
+        values = raw if isinstance(raw, list) else ([raw] if raw else [])
+        for v in values:
+            name, _, rest = v.partition("=")
+            value = rest.split(";", 1)[0]
+            if "Max-Age=0" in v:
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+        return resp
+
+    def get(self, path):
+        return self._keep(self.http.get(path, headers=self._headers()))
+
+    def post(self, path, fields):
+        h = self._headers({"Content-Type": "application/x-www-form-urlencoded"})
+        return self._keep(self.http.post(path, headers=h, body=urlencode(fields)))
+
+
+def hidden(html: str, name: str) -> str:
+    found = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert found, f"no hidden field {name}"
+    return found.group(1).replace("&quot;", '"').replace("&amp;", "&")
+
+
+def html(resp) -> str:
+    return resp.body.decode() if isinstance(resp.body, bytes) else resp.body
+
+
+def authorize_path(client_id: str, **overrides: str | None) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "people:read",
+        "state": "st-123",
+        "code_challenge": CHALLENGE,
+        "code_challenge_method": "S256",
+    }
+    params.update(overrides)
+    return "/oauth2/authorize?" + urlencode({k: v for k, v in params.items() if v is not None})
+
+
+def location(resp) -> dict[str, str]:
+    assert resp.status_code == 303, html(resp)
+    loc = resp.headers["Location"]
+    assert loc.startswith(REDIRECT)
+    return {k: v[0] for k, v in parse_qs(urlsplit(loc).query).items()}
+
+
+@pytest.fixture
+def spa(make_client):
+    """A public single-page app: code + PKCE, refresh tokens, consent required."""
+    return make_client(
+        name="Photo App",
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["people:read", "articles:read"],
+        public=True,
+        redirect_uris=[REDIRECT],
+    )
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice", PASSWORD)
+
+
+def sign_in(browser: Browser, path: str, username="alice", password=PASSWORD):
+    page = browser.get(path)
+    assert page.status_code == 200, html(page)
+    return browser.post(
+        "/oauth2/authorize",
+        {
+            "request": hidden(html(page), "request"),
+            "csrf": hidden(html(page), "csrf"),
+            "step": "login",
+            "username": username,
+            "password": password,
+        },
+    )
+
+
+def consent(browser: Browser, page, decision="allow"):
+    return browser.post(
+        "/oauth2/authorize",
+        {
+            "request": hidden(html(page), "request"),
+            "csrf": hidden(html(page), "csrf"),
+            "step": "consent",
+            "decision": decision,
+        },
+    )
+
+
+def get_code(app_client, client, **overrides) -> dict[str, str]:
+    b = Browser(app_client)
+    page = sign_in(b, authorize_path(client["client_id"], **overrides))
+    if page.status_code == 200:  # consent page for third-party apps
+        page = consent(b, page)
+    return location(page)
+
+
+def exchange(app_client, client, code, verifier=VERIFIER, redirect_uri=REDIRECT, **extra):
+    params = {"grant_type": "authorization_code", "code": code, "client_id": client["client_id"]}
+    if redirect_uri is not None:
+        params["redirect_uri"] = redirect_uri
+    if verifier is not None:
+        params["code_verifier"] = verifier
+    params.update(extra)
+    return form_post(app_client, "/oauth2/token", params)
+
+
+def test_full_flow_issues_tokens_for_the_signed_in_user(app_client, spa, alice):
+    got = get_code(app_client, spa)
+    assert got["state"] == "st-123"
+    assert got["iss"] == ISSUER
+    r = exchange(app_client, spa, got["code"])
+    assert r.status_code == 200, r.body
+    tokens = body(r)
+    assert tokens["scope"] == "people:read"
+    assert tokens["refresh_token"].startswith("tessera_rt_")
+    claims = json.loads(
+        __import__("base64").urlsafe_b64decode(tokens["access_token"].split(".")[1] + "==")
+    )
+    assert claims["sub"] == alice["user_id"]
+    assert claims["client_id"] == spa["client_id"]
+
+
+def test_sign_in_page_has_csrf_and_no_external_assets(app_client, spa):
+    page = Browser(app_client).get(authorize_path(spa["client_id"]))
+    text = html(page)
+    assert page.status_code == 200
+    assert "Photo App" in text
+    assert 'name="csrf"' in text
+    assert "http://" not in text.replace('form-action', '')
+    assert "<script" not in text
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+
+
+def test_consent_page_lists_scopes_in_plain_words(app_client, spa, alice):
+    b = Browser(app_client)
+    page = sign_in(b, authorize_path(spa["client_id"], scope="people:read articles:read"))
+    assert page.status_code == 200
+    assert "See the people directory" in html(page)
+    assert "Read articles" in html(page)
+
+
+def test_first_party_client_skips_consent(app_client, make_client, alice):
+    client = make_client(
+        grant_types=["authorization_code"],
+        public=True,
+        first_party=True,
+        redirect_uris=[REDIRECT],
+    )
+    resp = sign_in(Browser(app_client), authorize_path(client["client_id"]))
+    assert "code" in location(resp)
+
+
+def test_denied_consent_redirects_access_denied_with_state(app_client, spa, alice):
+    b = Browser(app_client)
+    page = sign_in(b, authorize_path(spa["client_id"]))
+    got = location(consent(b, page, "deny"))
+    assert got["error"] == "access_denied"
+    assert got["state"] == "st-123"
+    assert "code" not in got
+
+
+@pytest.mark.parametrize(
+    "client_id,redirect_uri",
+    [
+        ("no-such-client", REDIRECT),
+        (None, REDIRECT),
+        ("SPA", "https://evil.example/cb"),
+        ("SPA", REDIRECT + "/more"),
+        ("SPA", REDIRECT + "?x=1"),
+        ("SPA", "https://APP.example/cb"),
+    ],
+)
+def test_bad_client_or_redirect_uri_is_shown_on_a_page_never_redirected(
+    app_client, spa, client_id, redirect_uri
+):
+    cid = spa["client_id"] if client_id == "SPA" else client_id
+    resp = Browser(app_client).get(authorize_path(cid, redirect_uri=redirect_uri))
+    assert resp.status_code == 400
+    assert "Location" not in resp.headers
+    assert "text/html" in resp.headers["Content-Type"]
+
+
+def test_redirect_uri_may_be_omitted_only_with_one_registered(app_client, spa, alice):
+    got = get_code(app_client, spa, redirect_uri=None)
+    assert "code" in got
+    assert body(exchange(app_client, spa, got["code"], redirect_uri=None))["access_token"]
+
+
+@pytest.mark.parametrize(
+    "overrides,error",
+    [
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"response_type": None}, "unsupported_response_type"),
+        ({"code_challenge": None, "code_challenge_method": None}, "invalid_request"),
+        ({"code_challenge_method": "plain"}, "invalid_request"),
+        ({"code_challenge_method": None}, "invalid_request"),
+        ({"code_challenge": "short"}, "invalid_request"),
+        ({"scope": "admin"}, "invalid_scope"),
+    ],
+)
+def test_invalid_requests_redirect_the_error_with_state_and_iss(
+    app_client, spa, overrides, error
+):
+    got = location(Browser(app_client).get(authorize_path(spa["client_id"], **overrides)))
+    assert got["error"] == error
+    assert got["state"] == "st-123"
+    assert got["iss"] == ISSUER
+
+
+def test_repeated_parameter_is_invalid_request(app_client, spa):
+    path = authorize_path(spa["client_id"]) + "&scope=articles:read"
+    got = location(Browser(app_client).get(path))
+    assert got["error"] == "invalid_request"
+
+
+def test_wrong_password_and_unknown_user_get_the_same_page(app_client, spa, alice):
+    wrong = sign_in(Browser(app_client), authorize_path(spa["client_id"]), password="nope-nope")
+    unknown = sign_in(
+        Browser(app_client), authorize_path(spa["client_id"]), username="nobody"
+    )
+    assert wrong.status_code == unknown.status_code == 401
+    assert "Invalid username or password." in html(wrong)
+
+    def strip(t):
+        return re.sub(r'value="[^"]*"', "", t)
+
+    assert strip(html(wrong)) == strip(html(unknown))
+
+
+def test_login_post_without_csrf_token_is_refused(app_client, spa, alice):
+    b = Browser(app_client)
+    page = b.get(authorize_path(spa["client_id"]))
+    resp = b.post(
+        "/oauth2/authorize",
+        {
+            "request": hidden(html(page), "request"),
+            "csrf": "forged",
+            "step": "login",
+            "username": "alice",
+            "password": PASSWORD,
+        },
+    )
+    assert resp.status_code == 403
+    assert "tessera_session" not in b.cookies
+
+
+def test_login_post_from_another_browser_is_refused(app_client, spa, alice):
+    page = Browser(app_client).get(authorize_path(spa["client_id"]))
+    other = Browser(app_client)
+    other.get(authorize_path(spa["client_id"]))  # has its own csrf cookie
+    resp = other.post(
+        "/oauth2/authorize",
+        {
+            "request": hidden(html(page), "request"),
+            "csrf": hidden(html(page), "csrf"),
+            "step": "login",
+            "username": "alice",
+            "password": PASSWORD,
+        },
+    )
+    assert resp.status_code == 403
+
+
+def test_tampered_authorization_request_is_refused(app_client, spa, alice):
+    b = Browser(app_client)
+    page = b.get(authorize_path(spa["client_id"]))
+    blob = hidden(html(page), "request")
+    resp = b.post(
+        "/oauth2/authorize",
+        {
+            "request": "x" + blob,
+            "csrf": hidden(html(page), "csrf"),
+            "step": "login",
+            "username": "alice",
+            "password": PASSWORD,
+        },
+    )
+    assert resp.status_code == 400
+    assert "Location" not in resp.headers
+
+
+def test_session_cookie_is_httponly_samesite_lax_and_secure(app_client, spa, alice):
+    b = Browser(app_client)
+    page = b.get(authorize_path(spa["client_id"]))
+    resp = b.post(
+        "/oauth2/authorize",
+        {
+            "request": hidden(html(page), "request"),
+            "csrf": hidden(html(page), "csrf"),
+            "step": "login",
+            "username": "alice",
+            "password": PASSWORD,
+        },
+    )
+    raw = resp.headers.get("Set-Cookie")
+    cookies = raw if isinstance(raw, list) else [raw]
+    session = next(c for c in cookies if c.startswith("tessera_session="))
+    assert "HttpOnly" in session
+    assert "SameSite=Lax" in session
+    assert "Secure" in session
+
+
+def test_signed_in_browser_is_not_asked_to_sign_in_again(app_client, spa, alice):
+    b = Browser(app_client)
+    consent_page = sign_in(b, authorize_path(spa["client_id"]))
+    assert consent_page.status_code == 200
+    again = b.get(authorize_path(spa["client_id"], state="second"))
+    assert 'name="step" value="consent"' in html(again)
+
+
+# --- the token exchange ------------------------------------------------------------------------
+
+
+def test_code_is_single_use_and_reuse_revokes_what_it_issued(app_client, spa, alice):
+    code = get_code(app_client, spa)["code"]
+    first = body(exchange(app_client, spa, code))
+    second = exchange(app_client, spa, code)
+    assert second.status_code == 400
+    assert body(second)["error"] == "invalid_grant"
+    refreshed = form_post(
+        app_client,
+        "/oauth2/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": first["refresh_token"],
+            "client_id": spa["client_id"],
+        },
+    )
+    assert body(refreshed)["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    "verifier",
+    [None, "w" * 43, VERIFIER + "x", "short", CHALLENGE],
+)
+def test_wrong_or_missing_code_verifier_is_invalid_grant(app_client, spa, alice, verifier):
+    code = get_code(app_client, spa)["code"]
+    r = exchange(app_client, spa, code, verifier=verifier)
+    assert r.status_code == 400
+    assert body(r)["error"] == "invalid_grant"
+
+
+def test_code_is_bound_to_its_client(app_client, spa, make_client, alice):
+    other = make_client(
+        grant_types=["authorization_code"], public=True, redirect_uris=[REDIRECT]
+    )
+    code = get_code(app_client, spa)["code"]
+    r = exchange(app_client, other, code)
+    assert body(r)["error"] == "invalid_grant"
+
+
+def test_code_is_bound_to_its_redirect_uri(app_client, make_client, alice):
+    client = make_client(
+        grant_types=["authorization_code"],
+        public=True,
+        redirect_uris=[REDIRECT, "https://app.example/other"],
+    )
+    code = get_code(app_client, client)["code"]
+    r = exchange(app_client, client, code, redirect_uri="https://app.example/other")
+    assert body(r)["error"] == "invalid_grant"
+
+
+def test_code_expires(app_client, spa, alice, clock):
+    code = get_code(app_client, spa)["code"]
+    clock.advance(121)
+    assert body(exchange(app_client, spa, code))["error"] == "invalid_grant"
+
+
+def test_confidential_client_authenticates_and_may_skip_pkce(app_client, make_client, alice):
+    web = make_client(
+        grant_types=["authorization_code"], redirect_uris=[REDIRECT], first_party=True
+    )
+    code = get_code(app_client, web, code_challenge=None, code_challenge_method=None)["code"]
+    no_auth = exchange(app_client, web, code, verifier=None)
+    assert body(no_auth)["error"] == "invalid_client"
+    code = get_code(app_client, web, code_challenge=None, code_challenge_method=None)["code"]
+    ok = form_post(
+        app_client,
+        "/oauth2/token",
+        {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT},
+        {"Authorization": basic(web["client_id"], web["client_secret"])},
+    )
+    assert ok.status_code == 200, ok.body
+
+
+def test_metadata_advertises_the_code_flow(app_client, spa):
+    doc = body(app_client.http.get("/.well-known/oauth-authorization-server"))
+    assert doc["authorization_endpoint"] == ISSUER + "/oauth2/authorize"
+    assert doc["response_types_supported"] == ["code"]
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert "authorization_code" in doc["grant_types_supported"]
+
+
+# --- connected apps ------------------------------------------------------------------------
+
+
+def account_sign_in(b: Browser):
+    page = b.get("/account/apps")
+    assert 'action="/account/login"' in html(page)
+    resp = b.post(
+        "/account/login",
+        {"csrf": hidden(html(page), "csrf"), "username": "alice", "password": PASSWORD},
+    )
+    assert resp.status_code == 303
+    return b.get("/account/apps")
+
+
+def test_connected_apps_lists_the_grant_and_revokes_it(app_client, spa, alice):
+    tokens = body(exchange(app_client, spa, get_code(app_client, spa)["code"]))
+    b = Browser(app_client)
+    page = account_sign_in(b)
+    assert "Photo App" in html(page)
+    grant = hidden(html(page), "grant")
+    done = b.post("/account/apps/revoke", {"csrf": hidden(html(page), "csrf"), "grant": grant})
+    assert done.status_code == 303
+    after = b.get("/account/apps")
+    assert "Photo App" not in html(after)
+    refreshed = form_post(
+        app_client,
+        "/oauth2/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": spa["client_id"],
+        },
+    )
+    assert body(refreshed)["error"] == "invalid_grant"
+
+
+def test_revoke_without_csrf_does_nothing(app_client, spa, alice):
+    tokens = body(exchange(app_client, spa, get_code(app_client, spa)["code"]))
+    b = Browser(app_client)
+    page = account_sign_in(b)
+    resp = b.post("/account/apps/revoke", {"csrf": "forged", "grant": hidden(html(page), "grant")})
+    assert resp.status_code == 403
+    refreshed = form_post(
+        app_client,
+        "/oauth2/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": spa["client_id"],
+        },
+    )
+    assert refreshed.status_code == 200
+
+
+def test_logout_ends_the_session(app_client, spa, alice):
+    b = Browser(app_client)
+    page = account_sign_in(b)
+    b.post("/account/logout", {"csrf": hidden(html(page), "csrf")})
+    assert 'action="/account/login"' in html(b.get("/account/apps"))
