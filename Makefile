@@ -18,11 +18,12 @@ TOOLS_STAMP := $(TOOLS)/.installed
 # chalice package needs a region (no credentials); deployments use the caller's region.
 export AWS_DEFAULT_REGION ?= us-east-1
 
-.PHONY: help venv local test lint bench loadtest package check-infra deploy deploy-stack clean
+.PHONY: help venv local test browser lint bench loadtest package check-infra deploy deploy-stack clean
 
 help:
 	@echo "make local   - start the emulator and the API on http://127.0.0.1:$(API_PORT)"
 	@echo "make test    - run the whole test suite"
+	@echo "make browser - chromium + chromium-driver for the browser test (apt-get, as root)"
 	@echo "make lint    - ruff, mypy, bandit and our own rules (scripts/check_rules.py)"
 	@echo "make bench   - benchmarks (writes BENCHMARKS.md)"
 	@echo "make loadtest - mixed workload on the local stack, <= 60 s (LOADTEST_SECONDS=30)"
@@ -43,7 +44,24 @@ venv: $(STAMP)
 local: $(STAMP)
 	API_PORT=$(API_PORT) EMULATOR_PORT=$(EMULATOR_PORT) $(PY) -m infra.local_stack
 
-test: $(STAMP)
+# The browser test (tests/e2e/test_browser_e2e.py) drives Debian's chromium through its own
+# chromedriver; Selenium downloads nothing. Installed here when missing and we are root;
+# otherwise the test is skipped and says how to install them.
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing $(BROWSER_PACKAGES) for the browser test"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q $(BROWSER_PACKAGES) \
+			|| { apt-get update -q && apt-get install -y -q $(BROWSER_PACKAGES); } \
+			|| echo "could not install $(BROWSER_PACKAGES): the browser test will be skipped" >&2; \
+	else \
+		echo "chromium/chromedriver missing: the browser test will be skipped." >&2; \
+		echo "Install them with: sudo apt-get install -y $(BROWSER_PACKAGES)" >&2; \
+	fi
+
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 lint: $(STAMP)
