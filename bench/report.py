@@ -372,7 +372,7 @@ def markdown(
             chunk = []
         if r["section"] is not None:
             chunk.append(r)
-    parts += ["", METHOD, "", "### Prices (read " + cost.READ_DATE + ")", ""]
+    parts += ["", NOTES, "", METHOD, "", "### Prices (read " + cost.READ_DATE + ")", ""]
     for what, page, via in cost.SOURCES:
         parts.append(f"- {what}: {page} (read via {via})")
     parts += [
@@ -417,3 +417,34 @@ METHOD = """## Method
   packaged by `chalice package`. One discarded run per variant (disk cache), then the median.
 - **Local stack.** `python -m infra.local_stack` on free loopback ports, a bounded load of
   client_credentials requests; whole-process CPU (moto included). Information only."""
+
+
+NOTES = """## Targets missed: why, and what would fix them
+
+- **Cold start (API handler, authorizer).** The bare Chalice app imports Chalice and answers from
+  memory. Every Tessera entry point's first event must import botocore (`botocore.session` alone
+  is ~150 ms with .pyc on an idle machine, several hundred under load), build a session and one
+  client per service (~100-200 ms: service model, endpoint rule set, partitions) and make a
+  signed call before it can answer; `import app` itself costs ~1.4-1.8x the bare app once
+  .pyc ship (`make package` does). No change to our own code closes a gap that is botocore's
+  import and client construction. What would: for the authorizer, reading the *public* key set
+  without an AWS SDK (the issuer's own `/.well-known/jwks.json` over HTTPS with the standard
+  library, or the AWS Parameters and Secrets Lambda Extension over localhost), which removes
+  botocore from its path entirely; for the API handler, nothing short of a lighter AWS client;
+  provisioned concurrency or SnapStart (Python) hide the cost instead of removing it. Cold starts
+  are < 1% of invocations (performance.md), so per-token cost is unaffected.
+- **Authorizer body at ~1.5x the floor.** `access_tokens.validate` is within target; the body adds
+  Bearer parsing, the policy (every route the scopes allow, built per call) and the flat context.
+  Memoising the policy's resource list per (API/stage prefix, scope string) would save a few µs
+  (it lives in chalicelib/authorizer.py, not changed here). On this shared, loaded machine the
+  run-to-run spread of this ratio is about +-0.1.
+
+## Optimisations made for these numbers
+
+- `chalicelib/jose.py`: strict base64url decoding in one C pass (translate + `a2b_base64` strict
+  mode + a last-character canonical check) instead of regex + decode + re-encode; the ECDSA/PKCS#1
+  algorithm objects built once; protected headers parsed once per distinct encoded header (a
+  bounded cache of 64, callers get copies). `chalicelib/access_tokens.py`: claims decoded as UTF-8
+  with one prebuilt JSON decoder, duplicate claims detected by comparing sizes (built in C).
+  Same accept/reject behaviour, checked by the existing tests and a property test
+  (tests/test_b64url_strictness.py). Together: validate went from ~1.6-1.7x to ~1.35-1.45x."""
