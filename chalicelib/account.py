@@ -97,7 +97,11 @@ class AccountPages:
                 now=now,
             )
         except InvalidGrant:
-            return self._login_page(cookies, error="Invalid username or password.")
+            return self._login_page(
+                cookies,
+                error="Invalid username or password.",
+                username=fields.get("username", "")[:200],
+            )
         value = self._signer.issue(user.user_id, user.username, now)
         return Outcome(
             303,
@@ -133,6 +137,7 @@ class AccountPages:
                 title="Signed out",
                 message="You are signed out.",
                 status=200,
+                link=(APPS_PATH, "Sign in again"),
             )
         )
         outcome.cookies.append(cookie(SESSION_COOKIE, "", secure=self._secure, max_age=0))
@@ -172,7 +177,9 @@ class AccountPages:
         outcome.cookies.extend(set_cookie)
         return outcome
 
-    def _login_page(self, cookies: dict[str, str | None], error: str = "") -> Outcome:
+    def _login_page(
+        self, cookies: dict[str, str | None], error: str = "", username: str = ""
+    ) -> Outcome:
         nonce, set_cookie = self._nonce(cookies)
         outcome = self._page(
             pages.account_login(
@@ -180,6 +187,7 @@ class AccountPages:
                 action=LOGIN_PATH,
                 csrf=self._signer.csrf_token(nonce),
                 error=error,
+                username=username,
             )
         )
         outcome.cookies.extend(set_cookie)

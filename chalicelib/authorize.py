@@ -12,6 +12,7 @@ challenge, and every form carries a CSRF token (chalicelib.sessions).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from urllib.parse import urlencode, urlsplit
@@ -36,6 +37,9 @@ from chalicelib.sessions import (
 from chalicelib.users import UserStore
 
 AUTHORIZE_PATH = "/oauth2/authorize"
+# How long a sign-in or consent form stays usable (the request travels in it, signed).
+REQUEST_TTL = 30 * 60
+_LOOPBACK = re.compile(r"(127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,31 @@ def _single(params: Sequence[tuple[str, str]]) -> dict[str, str]:
         if value != "":
             out[name] = value
     return out
+
+
+def redirect_matches(registered: str, requested: str, *, native: bool) -> bool:
+    """Exact string match (RFC 9700 §4.1.1): no prefixes, wildcards or normalisation.
+
+    The one exception, for native apps (public clients) only: a loopback IP redirect URI
+    (``http://127.0.0.1/...`` or ``http://[::1]/...``) matches with any port, because the app
+    listens on whatever port the OS gives it (RFC 8252 §7.3). Host, path and query stay exact.
+    """
+    if requested == registered:
+        return True
+    if not native:
+        return False
+    reg, req = urlsplit(registered), urlsplit(requested)
+    reg_host, req_host = _LOOPBACK.fullmatch(reg.netloc), _LOOPBACK.fullmatch(req.netloc)
+    if reg.scheme != "http" or reg_host is None or req_host is None:
+        return False
+    port = req_host.group(2)
+    return (
+        req.scheme == "http"
+        and req_host.group(1) == reg_host.group(1)
+        and (port is None or 0 < int(port[1:]) < 65536)
+        and (req.path, req.query, req.fragment) == (reg.path, reg.query, reg.fragment)
+        and "#" not in requested
+    )
 
 
 def append_query(uri: str, params: dict[str, str]) -> str:
@@ -157,8 +186,8 @@ class AuthorizationEndpoint:
                     brand=self._brand, title="Invalid request", message="The form was malformed."
                 )
             )
-        raw = self._signer.open_blob(fields.get("request"))
-        if raw is None:
+        request = self._open_request(fields.get("request"), now)
+        if request is None:
             return self._page(
                 pages.error(
                     brand=self._brand,
@@ -181,7 +210,6 @@ class AuthorizationEndpoint:
                     status=403,
                 )
             )
-        request = AuthRequest(**json.loads(raw))
         try:
             client, redirect_uri = self._client_and_redirect(
                 request.client_id, request.redirect_uri
@@ -206,7 +234,12 @@ class AuthorizationEndpoint:
                 )
             except InvalidGrant:
                 return self._login_page(
-                    client, request, cookies, error="Invalid username or password."
+                    client,
+                    request,
+                    cookies,
+                    now,
+                    error="Invalid username or password.",
+                    username=fields.get("username", "")[:200],
                 )
             value = self._signer.issue(user.user_id, user.username, now)
             fresh = Session(user.user_id, user.username, now, now + SESSION_TTL)
@@ -222,7 +255,7 @@ class AuthorizationEndpoint:
             return self._redirect_error(
                 redirect_uri, "access_denied", "the user denied access", request.state
             )
-        return self._login_page(client, request, cookies)
+        return self._login_page(client, request, cookies, now)
 
     # -- validation ----------------------------------------------------------------------------
 
@@ -236,8 +269,10 @@ class AuthorizationEndpoint:
             if len(client.redirect_uris) != 1:
                 raise _PageError("Invalid redirect", "The application did not say where to return.")
             return client, client.redirect_uris[0]
-        # Exact string match (RFC 9700 §4.1.1): no prefixes, no wildcards, no normalisation.
-        if redirect_uri not in client.redirect_uris:
+        if not any(
+            redirect_matches(registered, redirect_uri, native=client.public)
+            for registered in client.redirect_uris
+        ):
             raise _PageError(
                 "Invalid redirect",
                 "The application asked to return to an address it has not registered.",
@@ -282,7 +317,7 @@ class AuthorizationEndpoint:
         now: int,
     ) -> Outcome:
         if session is None:
-            return self._login_page(client, request, cookies)
+            return self._login_page(client, request, cookies, now)
         if client.first_party:
             return self._issue_code(client, request, session, now)
         nonce, set_cookie = self._nonce(cookies)
@@ -293,7 +328,7 @@ class AuthorizationEndpoint:
                 username=session.username,
                 scopes=request.scope.split(),
                 action=AUTHORIZE_PATH,
-                request_blob=self._signer.sign_blob(json.dumps(asdict(request))),
+                request_blob=self._request_blob(request, now),
                 csrf=self._signer.csrf_token(nonce),
             )
         )
@@ -301,7 +336,13 @@ class AuthorizationEndpoint:
         return outcome
 
     def _login_page(
-        self, client: Client, request: AuthRequest, cookies: dict[str, str | None], error: str = ""
+        self,
+        client: Client,
+        request: AuthRequest,
+        cookies: dict[str, str | None],
+        now: int,
+        error: str = "",
+        username: str = "",
     ) -> Outcome:
         nonce, set_cookie = self._nonce(cookies)
         outcome = self._page(
@@ -309,9 +350,10 @@ class AuthorizationEndpoint:
                 brand=self._brand,
                 client_name=client.name,
                 action=AUTHORIZE_PATH,
-                request_blob=self._signer.sign_blob(json.dumps(asdict(request))),
+                request_blob=self._request_blob(request, now),
                 csrf=self._signer.csrf_token(nonce),
                 error=error,
+                username=username,
             )
         )
         outcome.cookies.extend(set_cookie)
@@ -343,6 +385,21 @@ class AuthorizationEndpoint:
         )
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _request_blob(self, request: AuthRequest, now: int) -> str:
+        return self._signer.sign_blob(
+            json.dumps({"request": asdict(request), "exp": now + REQUEST_TTL})
+        )
+
+    def _open_request(self, blob: str | None, now: int) -> AuthRequest | None:
+        """The authorization request of a form, if its signature holds and it has not expired."""
+        raw = self._signer.open_blob(blob)
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        if int(data["exp"]) <= now:
+            return None
+        return AuthRequest(**data["request"])
 
     def _nonce(self, cookies: dict[str, str | None]) -> tuple[str, list[str]]:
         existing = cookies.get(CSRF_COOKIE)

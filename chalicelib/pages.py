@@ -34,10 +34,12 @@ _CSS = """
 --border:#d8dde8;color-scheme:light}
 *{box-sizing:border-box}
 body{margin:0;font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);
-background:var(--bg);min-height:100vh;display:flex;flex-direction:column;align-items:center}
-header{width:100%;padding:1rem 1.5rem;font-weight:700;letter-spacing:.02em}
-main{width:100%;max-width:28rem;padding:0 1rem 3rem}
-main.wide{max-width:44rem}
+background:var(--bg);min-height:100vh}
+.shell{margin:0 auto;max-width:30rem;padding:0 1rem 3rem}
+.shell.wide{max-width:54rem}
+header{padding:1.5rem .25rem 1rem;font-weight:700;font-size:1.1rem;letter-spacing:.02em}
+a{color:var(--accent)}
+a:focus-visible{outline:3px solid #9db5f5;outline-offset:2px}
 .card{background:var(--card);border:1px solid var(--border);border-radius:12px;padding:1.75rem;
 box-shadow:0 1px 2px rgba(0,0,0,.04)}
 h1{font-size:1.4rem;margin:0 0 .75rem}
@@ -53,12 +55,18 @@ button.secondary{background:#fff;color:var(--accent)}
 button.danger{background:#fff;color:var(--danger);border-color:var(--danger)}
 .actions{display:flex;gap:.75rem;margin-top:1.5rem;flex-wrap:wrap}
 .error{background:#fdecea;color:var(--danger);border-radius:8px;padding:.6rem .8rem;margin:.5rem 0}
+.notice{background:#e7f4ea;color:#1e6b34;border-radius:8px;padding:.6rem .8rem;margin:.75rem 0}
 ul.scopes{padding-left:1.2rem}
 table{width:100%;border-collapse:collapse;margin-top:1rem}
 th,td{text-align:left;padding:.6rem .4rem;border-bottom:1px solid var(--border);vertical-align:top}
 th{font-size:.85rem;color:var(--muted);font-weight:600}
-@media (max-width:560px){table,thead,tbody,tr,th,td{display:block}thead{display:none}
-tr{border-bottom:1px solid var(--border);padding:.5rem 0}td{border:0;padding:.2rem 0}}
+td.when{white-space:nowrap;color:var(--muted);font-size:.95rem}
+td.act{text-align:right}
+.sr-only{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
+@media (max-width:640px){table,thead,tbody,tr,th,td{display:block}thead{display:none}
+tr{border-bottom:1px solid var(--border);padding:.75rem 0}td{border:0;padding:.15rem 0}
+td.act{text-align:left;padding-top:.5rem}
+td[data-label]::before{content:attr(data-label) ": ";font-weight:600}}
 """
 
 
@@ -73,8 +81,8 @@ def _layout(title: str, body: str, brand: str, wide: bool = False) -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
         f"<title>{escape(title)} · {escape(brand)}</title><style>{_CSS}</style></head>"
-        f"<body><header>{escape(brand)}</header>"
-        f'<main class="{"wide" if wide else ""}"><div class="card">{body}</div></main>'
+        f'<body><div class="shell{" wide" if wide else ""}"><header>{escape(brand)}</header>'
+        f'<main><div class="card">{body}</div></main></div>'
         "</body></html>"
     )
 
@@ -84,33 +92,49 @@ def _hidden(name: str, value: str) -> str:
 
 
 def login(
-    *, brand: str, client_name: str, action: str, request_blob: str, csrf: str, error: str = ""
+    *,
+    brand: str,
+    client_name: str,
+    action: str,
+    request_blob: str,
+    csrf: str,
+    error: str = "",
+    username: str = "",
 ) -> Page:
     """Sign-in inside an authorization request (the request travels in a signed field)."""
     subtitle = f'<p class="muted">to continue to <strong>{escape(client_name)}</strong></p>'
     fields = _hidden("request", request_blob) + _hidden("step", "login")
-    return _sign_in(brand, subtitle, action, fields, csrf, error)
+    return _sign_in(brand, subtitle, action, fields, csrf, error, username)
 
 
-def account_login(*, brand: str, action: str, csrf: str, error: str = "") -> Page:
+def account_login(
+    *, brand: str, action: str, csrf: str, error: str = "", username: str = ""
+) -> Page:
     """Sign-in for the account pages (connected apps)."""
     subtitle = '<p class="muted">to manage the applications connected to your account</p>'
-    return _sign_in(brand, subtitle, action, "", csrf, error)
+    return _sign_in(brand, subtitle, action, "", csrf, error, username)
 
 
-def _sign_in(brand: str, subtitle: str, action: str, fields: str, csrf: str, error: str) -> Page:
-    err = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+def _sign_in(
+    brand: str, subtitle: str, action: str, fields: str, csrf: str, error: str, username: str
+) -> Page:
+    """The sign-in form. After a failure the username is kept and the password field focused;
+    the error is announced (``role="alert"``) and tied to the fields (``aria-describedby``)."""
+    err = f'<p class="error" id="signin-error" role="alert">{escape(error)}</p>' if error else ""
+    described = ' aria-describedby="signin-error" aria-invalid="true"' if error else ""
+    focus_user, focus_password = ("", " autofocus") if username else (" autofocus", "")
     body = (
         f"<h1>Sign in</h1>{subtitle}{err}"
         f'<form method="post" action="{escape(action)}">'
         + fields
         + _hidden("csrf", csrf)
         + '<label for="username">Username</label>'
-        '<input id="username" name="username" type="text" autocomplete="username" '
-        "required autofocus>"
+        f'<input id="username" name="username" type="text" autocomplete="username" '
+        f'autocapitalize="none" spellcheck="false" value="{escape(username)}" '
+        f"required{focus_user}{described}>"
         '<label for="password">Password</label>'
         '<input id="password" name="password" type="password" '
-        'autocomplete="current-password" required>'
+        f'autocomplete="current-password" required{focus_password}{described}>'
         '<div class="actions"><button type="submit">Sign in</button></div></form>'
     )
     return Page(_layout("Sign in", body, brand), 401 if error else 200)
@@ -146,8 +170,13 @@ def consent(
     return Page(_layout("Allow access", body, brand))
 
 
-def error(*, brand: str, title: str, message: str, status: int = 400) -> Page:
+def error(
+    *, brand: str, title: str, message: str, status: int = 400, link: tuple[str, str] | None = None
+) -> Page:
+    """A page with a message; ``link`` is an optional (same-site path, text) way onwards."""
     body = f"<h1>{escape(title)}</h1><p>{escape(message)}</p>"
+    if link is not None:
+        body += f'<p><a href="{escape(link[0])}">{escape(link[1])}</a></p>'
     return Page(_layout(title, body, brand), status)
 
 
@@ -163,14 +192,16 @@ class AppRow:
 def connected_apps(
     *, brand: str, username: str, rows: list[AppRow], csrf: str, notice: str = ""
 ) -> Page:
-    note = f'<p class="muted" role="status">{escape(notice)}</p>' if notice else ""
+    note = f'<p class="notice" role="status">{escape(notice)}</p>' if notice else ""
     if rows:
         trs = "".join(
             "<tr>"
             f"<td><strong>{escape(r.client_name)}</strong></td>"
-            f"<td>{escape(', '.join(SCOPE_WORDS.get(s, s) for s in r.scopes) or '—')}</td>"
-            f"<td>{escape(r.first_used)}</td><td>{escape(r.last_used)}</td>"
-            '<td><form method="post" action="/account/apps/revoke">'
+            '<td data-label="Access">'
+            f"{escape(', '.join(SCOPE_WORDS.get(s, s) for s in r.scopes) or '—')}</td>"
+            f'<td class="when" data-label="First used">{escape(r.first_used)}</td>'
+            f'<td class="when" data-label="Last used">{escape(r.last_used)}</td>'
+            '<td class="act"><form method="post" action="/account/apps/revoke">'
             + _hidden("csrf", csrf)
             + _hidden("grant", r.family_id)
             + f'<button class="danger" type="submit" aria-label="Revoke access for '
@@ -179,7 +210,8 @@ def connected_apps(
         )
         table_html = (
             "<table><thead><tr><th>Application</th><th>Access</th><th>First used</th>"
-            f"<th>Last used</th><th></th></tr></thead><tbody>{trs}</tbody></table>"
+            '<th>Last used</th><th><span class="sr-only">Revoke</span></th></tr></thead>'
+            f"<tbody>{trs}</tbody></table>"
         )
     else:
         table_html = "<p>No application has access to your account.</p>"

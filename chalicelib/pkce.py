@@ -13,17 +13,18 @@ import hashlib
 import hmac
 import re
 
-_VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
-_CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
+# fullmatch, not "$": "$" also matches before a trailing newline.
+_VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+_CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
 METHODS = ("S256",)
 
 
 def valid_verifier(verifier: str) -> bool:
-    return bool(_VERIFIER.match(verifier))
+    return _VERIFIER.fullmatch(verifier) is not None
 
 
 def valid_challenge(challenge: str) -> bool:
-    return bool(_CHALLENGE.match(challenge))
+    return _CHALLENGE.fullmatch(challenge) is not None
 
 
 def s256(verifier: str) -> str:

@@ -62,7 +62,7 @@ def html(resp) -> str:
 
 
 def authorize_path(client_id: str, **overrides: str | None) -> str:
-    params = {
+    params: dict[str, str | None] = {
         "response_type": "code",
         "client_id": client_id,
         "redirect_uri": REDIRECT,
@@ -166,7 +166,7 @@ def test_sign_in_page_has_csrf_and_no_external_assets(app_client, spa):
     assert page.status_code == 200
     assert "Photo App" in text
     assert 'name="csrf"' in text
-    assert "http://" not in text.replace('form-action', '')
+    assert "http://" not in text.replace("form-action", "")
     assert "<script" not in text
     assert page.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
@@ -201,7 +201,7 @@ def test_denied_consent_redirects_access_denied_with_state(app_client, spa, alic
 
 
 @pytest.mark.parametrize(
-    "client_id,redirect_uri",
+    ("client_id", "redirect_uri"),
     [
         ("no-such-client", REDIRECT),
         (None, REDIRECT),
@@ -228,7 +228,7 @@ def test_redirect_uri_may_be_omitted_only_with_one_registered(app_client, spa, a
 
 
 @pytest.mark.parametrize(
-    "overrides,error",
+    ("overrides", "error"),
     [
         ({"response_type": "token"}, "unsupported_response_type"),
         ({"response_type": None}, "unsupported_response_type"),
@@ -239,9 +239,7 @@ def test_redirect_uri_may_be_omitted_only_with_one_registered(app_client, spa, a
         ({"scope": "admin"}, "invalid_scope"),
     ],
 )
-def test_invalid_requests_redirect_the_error_with_state_and_iss(
-    app_client, spa, overrides, error
-):
+def test_invalid_requests_redirect_the_error_with_state_and_iss(app_client, spa, overrides, error):
     got = location(Browser(app_client).get(authorize_path(spa["client_id"], **overrides)))
     assert got["error"] == error
     assert got["state"] == "st-123"
@@ -256,9 +254,7 @@ def test_repeated_parameter_is_invalid_request(app_client, spa):
 
 def test_wrong_password_and_unknown_user_get_the_same_page(app_client, spa, alice):
     wrong = sign_in(Browser(app_client), authorize_path(spa["client_id"]), password="nope-nope")
-    unknown = sign_in(
-        Browser(app_client), authorize_path(spa["client_id"]), username="nobody"
-    )
+    unknown = sign_in(Browser(app_client), authorize_path(spa["client_id"]), username="nobody")
     assert wrong.status_code == unknown.status_code == 401
     assert "Invalid username or password." in html(wrong)
 
@@ -382,9 +378,7 @@ def test_wrong_or_missing_code_verifier_is_invalid_grant(app_client, spa, alice,
 
 
 def test_code_is_bound_to_its_client(app_client, spa, make_client, alice):
-    other = make_client(
-        grant_types=["authorization_code"], public=True, redirect_uris=[REDIRECT]
-    )
+    other = make_client(grant_types=["authorization_code"], public=True, redirect_uris=[REDIRECT])
     code = get_code(app_client, spa)["code"]
     r = exchange(app_client, other, code)
     assert body(r)["error"] == "invalid_grant"
@@ -491,3 +485,359 @@ def test_logout_ends_the_session(app_client, spa, alice):
     page = account_sign_in(b)
     b.post("/account/logout", {"csrf": hidden(html(page), "csrf")})
     assert 'action="/account/login"' in html(b.get("/account/apps"))
+
+
+# --- redirects: open-redirect attempts, state, iss, registered query ------------------------
+
+OPEN_REDIRECT_ATTEMPTS = [
+    "https://app.example/cb/../../evil",
+    "https://app.example/cb#frag",
+    "https://app.example.evil.example/cb",
+    "https://app.example@evil.example/cb",
+    "//evil.example/cb",
+    "https://app.example/cb%2F..%2Fevil",
+    "https://app.example/cb ",
+    "http://app.example/cb",
+    "https://app.example/CB",
+    "https://app.example:443/cb",
+]
+
+
+def test_open_redirect_attempts_are_shown_on_a_page(app_client, spa):
+    """Exact string matching: lookalikes, path tricks and normalised forms all fail (one world
+    for all variants keeps the suite fast)."""
+    b = Browser(app_client)
+    for uri in OPEN_REDIRECT_ATTEMPTS:
+        resp = b.get(authorize_path(spa["client_id"], redirect_uri=uri, response_type="token"))
+        assert resp.status_code == 400, uri
+        assert "Location" not in resp.headers, uri
+
+
+def test_invalid_request_with_an_unregistered_redirect_uri_stays_on_a_page(app_client, spa):
+    """An error that would normally be redirected is shown on a page while the redirect URI is
+    in doubt (RFC 6749 §4.1.2.1): otherwise the endpoint is an open redirector."""
+    path = authorize_path(
+        spa["client_id"], redirect_uri="https://evil.example/cb", response_type="token"
+    )
+    resp = Browser(app_client).get(path)
+    assert resp.status_code == 400
+    assert "Location" not in resp.headers
+    assert "evil.example" not in html(resp)
+
+
+def test_unknown_client_with_an_invalid_request_is_not_redirected(app_client):
+    resp = Browser(app_client).get(authorize_path("no-such-client", response_type="token"))
+    assert resp.status_code == 400
+    assert "Location" not in resp.headers
+
+
+SPECIAL_STATE = "a b&c=d/e?f+g%41#h~é\"'<>"
+
+
+def test_state_is_echoed_exactly_with_the_code(app_client, spa, alice):
+    got = get_code(app_client, spa, state=SPECIAL_STATE)
+    assert got["state"] == SPECIAL_STATE
+
+
+def test_state_is_echoed_exactly_with_an_error(app_client, spa):
+    resp = Browser(app_client).get(
+        authorize_path(spa["client_id"], state=SPECIAL_STATE, scope="admin")
+    )
+    got = location(resp)
+    assert got["error"] == "invalid_scope"
+    assert got["state"] == SPECIAL_STATE
+
+
+def test_without_state_no_state_is_returned(app_client, spa, alice):
+    got = get_code(app_client, spa, state=None)
+    assert "state" not in got
+    assert got["iss"] == ISSUER
+
+
+def test_denied_consent_carries_iss(app_client, spa, alice):
+    b = Browser(app_client)
+    got = location(consent(b, sign_in(b, authorize_path(spa["client_id"])), "deny"))
+    assert got["iss"] == ISSUER
+
+
+def test_metadata_says_the_response_carries_iss(app_client, spa):
+    doc = body(app_client.http.get("/.well-known/oauth-authorization-server"))
+    assert doc["authorization_response_iss_parameter_supported"] is True
+
+
+def test_redirect_with_the_code_is_not_cached(app_client, spa, alice):
+    b = Browser(app_client)
+    resp = consent(b, sign_in(b, authorize_path(spa["client_id"])))
+    assert resp.status_code == 303
+    assert resp.headers["Cache-Control"] == "no-store"
+
+
+def test_registered_redirect_uri_with_a_query_keeps_it(app_client, make_client, alice):
+    registered = "https://app.example/cb?tenant=a%20b&x=1"
+    client = make_client(
+        grant_types=["authorization_code"],
+        public=True,
+        first_party=True,
+        redirect_uris=[registered],
+    )
+    b = Browser(app_client)
+    path = authorize_path(client["client_id"], redirect_uri=registered)
+    resp = sign_in(b, path)
+    assert resp.status_code == 303
+    loc = resp.headers["Location"]
+    assert loc.startswith(registered + "&")
+    query = parse_qs(urlsplit(loc).query)
+    assert query["tenant"] == ["a b"]
+    assert query["x"] == ["1"]
+    assert query["state"] == ["st-123"]
+    tokens = exchange(app_client, client, query["code"][0], redirect_uri=registered)
+    assert tokens.status_code == 200, tokens.body
+
+
+def test_challenge_with_a_trailing_newline_is_refused(app_client, spa):
+    got = location(
+        Browser(app_client).get(authorize_path(spa["client_id"], code_challenge=CHALLENGE + "\n"))
+    )
+    assert got["error"] == "invalid_request"
+
+
+# --- native apps: loopback redirect URIs match with any port (RFC 8252 §7.3) -----------------
+
+LOOPBACK = "http://127.0.0.1/callback"
+
+
+@pytest.fixture
+def native(make_client):
+    return make_client(
+        name="Desktop App",
+        grant_types=["authorization_code"],
+        public=True,
+        first_party=True,
+        redirect_uris=[LOOPBACK],
+    )
+
+
+def test_loopback_redirect_uri_of_a_native_app_matches_any_port(app_client, native, alice):
+    uri = "http://127.0.0.1:51004/callback"
+    resp = sign_in(Browser(app_client), authorize_path(native["client_id"], redirect_uri=uri))
+    assert resp.status_code == 303
+    loc = resp.headers["Location"]
+    assert loc.startswith(uri + "?code=")
+    code = parse_qs(urlsplit(loc).query)["code"][0]
+    assert exchange(app_client, native, code, redirect_uri=uri).status_code == 200
+    code = parse_qs(
+        urlsplit(
+            sign_in(
+                Browser(app_client), authorize_path(native["client_id"], redirect_uri=uri)
+            ).headers["Location"]
+        ).query
+    )["code"][0]
+    other_port = exchange(app_client, native, code, redirect_uri="http://127.0.0.1:51005/callback")
+    assert body(other_port)["error"] == "invalid_grant"
+
+
+LOOPBACK_LOOKALIKES = [
+    "http://127.0.0.1:51004/callback/other",
+    "http://127.0.0.1:51004/callback?x=1",
+    "http://localhost:51004/callback",
+    "http://[::1]:51004/callback",
+    "https://127.0.0.1:51004/callback",
+    "http://127.0.0.1:99999/callback",
+    "http://127.0.0.1:51004@evil.example/callback",
+    "http://evil.example:51004/callback",
+]
+
+
+def test_loopback_port_exception_changes_nothing_else(app_client, native):
+    b = Browser(app_client)
+    for uri in LOOPBACK_LOOKALIKES:
+        resp = b.get(authorize_path(native["client_id"], redirect_uri=uri))
+        assert resp.status_code == 400, uri
+        assert "Location" not in resp.headers, uri
+
+
+def test_loopback_port_exception_is_for_public_clients_only(app_client, make_client):
+    web = make_client(
+        grant_types=["authorization_code"], redirect_uris=[LOOPBACK], first_party=True
+    )
+    path = authorize_path(web["client_id"], redirect_uri="http://127.0.0.1:51004/callback")
+    resp = Browser(app_client).get(path)
+    assert resp.status_code == 400
+    assert "Location" not in resp.headers
+
+
+# --- PKCE for confidential clients -----------------------------------------------------------
+
+
+def test_confidential_client_using_pkce_must_present_the_verifier(app_client, make_client, alice):
+    web = make_client(
+        grant_types=["authorization_code"], redirect_uris=[REDIRECT], first_party=True
+    )
+    auth = {"Authorization": basic(web["client_id"], web["client_secret"])}
+    params = {"grant_type": "authorization_code", "redirect_uri": REDIRECT}
+    code = get_code(app_client, web)["code"]
+    wrong = form_post(
+        app_client, "/oauth2/token", {**params, "code": code, "code_verifier": "w" * 43}, auth
+    )
+    assert body(wrong)["error"] == "invalid_grant"
+    code = get_code(app_client, web)["code"]
+    ok = form_post(
+        app_client, "/oauth2/token", {**params, "code": code, "code_verifier": VERIFIER}, auth
+    )
+    assert ok.status_code == 200, ok.body
+
+
+def test_verifier_for_a_code_issued_without_challenge_is_refused(app_client, make_client, alice):
+    """PKCE downgrade (RFC 9700 §2.1.1): a verifier for a code without a challenge is refused."""
+    web = make_client(
+        grant_types=["authorization_code"], redirect_uris=[REDIRECT], first_party=True
+    )
+    code = get_code(app_client, web, code_challenge=None, code_challenge_method=None)["code"]
+    r = form_post(
+        app_client,
+        "/oauth2/token",
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": VERIFIER,
+        },
+        {"Authorization": basic(web["client_id"], web["client_secret"])},
+    )
+    assert body(r)["error"] == "invalid_grant"
+
+
+# --- sign-in: brute force, consent without a session, expiry --------------------------------
+
+
+def test_hosted_sign_in_locks_like_the_password_grant(app_client, spa, alice, clock):
+    """Same guard as the password grant: after the threshold of failures even the right password
+    gets the same 'invalid' page (no session), until the lock ends."""
+    from chalicelib.config import settings
+
+    threshold = settings().lockout_threshold
+    for _ in range(threshold):
+        assert (
+            sign_in(
+                Browser(app_client), authorize_path(spa["client_id"]), password="bad-bad"
+            ).status_code
+            == 401
+        )
+    locked = Browser(app_client)
+    resp = sign_in(locked, authorize_path(spa["client_id"]))
+    assert resp.status_code == 401
+    assert "Invalid username or password." in html(resp)
+    assert "tessera_session" not in locked.cookies
+    clock.advance(settings().lockout_base_seconds + 1)
+    assert 'value="consent"' in html(sign_in(Browser(app_client), authorize_path(spa["client_id"])))
+
+
+def test_hosted_sign_in_failures_lock_the_account_page_too(app_client, spa, alice):
+    from chalicelib.config import settings
+
+    for _ in range(settings().lockout_threshold):
+        sign_in(Browser(app_client), authorize_path(spa["client_id"]), password="bad-bad")
+    b = Browser(app_client)
+    page = b.get("/account/apps")
+    resp = b.post(
+        "/account/login",
+        {"csrf": hidden(html(page), "csrf"), "username": "alice", "password": PASSWORD},
+    )
+    assert resp.status_code == 401
+    assert "tessera_session" not in b.cookies
+
+
+def test_consent_post_without_a_session_issues_no_code(app_client, spa, alice):
+    signed_in = Browser(app_client)
+    consent_page = sign_in(signed_in, authorize_path(spa["client_id"]))
+    stranger = Browser(app_client)
+    stranger.cookies["tessera_csrf"] = signed_in.cookies["tessera_csrf"]  # even with the nonce
+    resp = consent(stranger, consent_page)
+    assert resp.status_code != 303
+    assert 'value="login"' in html(resp)
+
+
+def test_session_expires_after_session_ttl(app_client, spa, alice, clock):
+    from chalicelib.sessions import SESSION_TTL
+
+    b = Browser(app_client)
+    sign_in(b, authorize_path(spa["client_id"]))
+    clock.advance(SESSION_TTL - 1)
+    assert 'value="consent"' in html(b.get(authorize_path(spa["client_id"])))
+    clock.advance(2)
+    assert 'value="login"' in html(b.get(authorize_path(spa["client_id"])))
+    assert 'action="/account/login"' in html(b.get("/account/apps"))
+
+
+def test_sign_in_form_expires(app_client, spa, alice, clock):
+    from chalicelib.authorize import REQUEST_TTL
+
+    b = Browser(app_client)
+    page = b.get(authorize_path(spa["client_id"]))
+    clock.advance(REQUEST_TTL + 1)
+    resp = b.post(
+        "/oauth2/authorize",
+        {
+            "request": hidden(html(page), "request"),
+            "csrf": hidden(html(page), "csrf"),
+            "step": "login",
+            "username": "alice",
+            "password": PASSWORD,
+        },
+    )
+    assert resp.status_code == 400
+    assert "tessera_session" not in b.cookies
+
+
+def test_failed_sign_in_keeps_the_username_escaped(app_client, spa):
+    resp = sign_in(
+        Browser(app_client), authorize_path(spa["client_id"]), username='<b>"x', password="nope"
+    )
+    assert resp.status_code == 401
+    assert 'value="&lt;b&gt;&quot;x"' in html(resp)
+    assert "<b>" not in html(resp)
+
+
+# --- account pages: CSRF and ownership ---------------------------------------------------------
+
+
+def test_account_login_without_csrf_is_refused(app_client, alice):
+    b = Browser(app_client)
+    b.get("/account/apps")
+    resp = b.post("/account/login", {"csrf": "forged", "username": "alice", "password": PASSWORD})
+    assert resp.status_code == 403
+    assert "tessera_session" not in b.cookies
+
+
+def test_logout_without_csrf_keeps_the_session(app_client, alice):
+    b = Browser(app_client)
+    account_sign_in(b)
+    resp = b.post("/account/logout", {"csrf": "forged"})
+    assert resp.status_code == 403
+    assert "tessera_session" in b.cookies
+    assert "Connected apps" in html(b.get("/account/apps"))
+
+
+def test_user_cannot_revoke_another_users_grant(app_client, spa, alice, make_user):
+    tokens = body(exchange(app_client, spa, get_code(app_client, spa)["code"]))
+    alices = Browser(app_client)
+    grant = hidden(html(account_sign_in(alices)), "grant")
+    make_user("bob", PASSWORD)
+    bobs = Browser(app_client)
+    page = bobs.get("/account/apps")
+    bobs.post(
+        "/account/login",
+        {"csrf": hidden(html(page), "csrf"), "username": "bob", "password": PASSWORD},
+    )
+    page = bobs.get("/account/apps")
+    bobs.post("/account/apps/revoke", {"csrf": hidden(html(page), "csrf"), "grant": grant})
+    refreshed = form_post(
+        app_client,
+        "/oauth2/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": spa["client_id"],
+        },
+    )
+    assert refreshed.status_code == 200

@@ -20,7 +20,7 @@ def test_a_different_verifier_fails():
 
 @pytest.mark.parametrize(
     "verifier",
-    ["a" * 42, "a" * 129, "a" * 42 + "!", "a" * 42 + " ", "ä" * 43, ""],
+    ["a" * 42, "a" * 129, "a" * 42 + "!", "a" * 42 + " ", "ä" * 43, "", "a" * 43 + "\n"],
 )
 def test_verifier_outside_43_to_128_unreserved_characters_is_refused(verifier):
     assert not pkce.valid_verifier(verifier)
