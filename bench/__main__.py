@@ -97,6 +97,7 @@ def main(argv: list[str]) -> int:
     quick = ["--quick"] if "--quick" in argv else []
     started = time.monotonic()
     info = machine()
+    common.BUILD.mkdir(parents=True, exist_ok=True)
     world_path = common.BUILD / "world.json"
     results: dict[str, Any] = {"world": run("world", str(world_path))}
     if "error" not in results["world"]:
