@@ -17,7 +17,7 @@ app = Chalice(app_name="tessera")
 app.debug = False  # no tracebacks in 500 bodies, ever
 
 _ANY = ["*/*"]  # we check the content type ourselves, so errors are OAuth JSON, not Chalice's 415
-_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]  # all answered in OAuth JSON
+_ALL_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"]  # all: OAuth JSON
 
 
 @app.middleware("http")
@@ -223,7 +223,7 @@ def list_articles() -> Response:
     return http.oauth_call(demo_api.list_articles)
 
 
-@app.route("/articles", methods=["POST"], authorizer=tessera_authorizer)
+@app.route("/articles", methods=["POST"], authorizer=tessera_authorizer, content_types=_ANY)
 def create_article() -> Response:
     """Demo API, scope articles:write; the author is the token's subject."""
     from chalicelib import demo_api

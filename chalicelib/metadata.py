@@ -29,11 +29,13 @@ def metadata(
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
         "scopes_supported": scopes,
         "service_documentation": issuer + "/",
+        # PKCE is built into the authorization endpoint and S256 is its only method: say so even
+        # while no client is registered for the code flow (RFC 8414 §2: omitted = no PKCE).
+        "code_challenge_methods_supported": ["S256"],
     }
     if code_flow:
         doc["authorization_endpoint"] = issuer + "/oauth2/authorize"
         doc["response_modes_supported"] = ["query"]
-        doc["code_challenge_methods_supported"] = ["S256"]
         # RFC 9207: the redirect carries iss, so clients can detect mix-up attacks.
         doc["authorization_response_iss_parameter_supported"] = True
     if revocation:
