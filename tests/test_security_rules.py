@@ -16,6 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib import services
 from tests.authorizer_support import AUTHORIZER, event, invoker, reconfigure, rejecter
 from tests.conftest import STAGE, basic, body, form_post
 from tests.refresh_support import auth, claims, introspect, login, password_client, revoke
@@ -170,6 +171,77 @@ def test_introspection_caller_credentials_in_the_query_string_are_refused(app_cl
     )
     assert r.status_code == 400
     assert body(r)["error"] == "invalid_request"
+
+
+# --- password grant (RFC 6749 §4.3.2): every refusal costs one Argon2id check ---------------
+
+
+@pytest.fixture
+def kdf_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The PHC strings each Argon2id verification ran against (the real check still runs)."""
+    from cryptography.hazmat.primitives.kdf import argon2
+
+    from chalicelib import passwords
+
+    passwords.verify_password("", None)  # build the cached dummy hash before counting
+    real = argon2.Argon2id
+    seen: list[str] = []
+
+    class Counting:
+        def __new__(cls, **kwargs: Any) -> Any:  # hashing (new users) is not counted
+            return real(**kwargs)
+
+        @staticmethod
+        def verify_phc_encoded(key: bytes, phc: str) -> None:
+            seen.append(phc)
+            real.verify_phc_encoded(key, phc)
+
+    monkeypatch.setattr(argon2, "Argon2id", Counting)
+    return seen
+
+
+def _lock(app_client: Any, client: dict[str, Any]) -> None:
+    from chalicelib.config import settings
+
+    for _ in range(settings().lockout_threshold):
+        _password_login(app_client, client, "alice", "wrong password")
+
+
+def _password_login(app_client: Any, client: dict[str, Any], username: str, password: str) -> Any:
+    params = {"grant_type": "password", "username": username, "password": password}
+    return form_post(app_client, TOKEN, params, auth(client))
+
+
+@pytest.mark.parametrize(
+    ("prepare", "username", "password"),
+    [
+        pytest.param(None, "nobody", "correct horse battery", id="unknown-user"),
+        pytest.param(None, "alice", "wrong password", id="wrong-password"),
+        pytest.param("disable", "alice", "correct horse battery", id="disabled-user"),
+        pytest.param("lock", "alice", "correct horse battery", id="locked-user"),
+        pytest.param(None, "\u202ealice", "correct horse battery", id="invalid-username"),
+    ],
+)
+def test_every_refused_password_login_runs_one_argon2id_check_with_current_parameters(
+    app_client, make_client, make_user, kdf_checks, prepare, username, password
+):
+    from chalicelib import passwords
+
+    client = password_client(make_client)
+    make_user("alice")
+    if prepare == "disable":
+        services.user_store().set_disabled("alice", True)
+    if prepare == "lock":
+        _lock(app_client, client)
+    kdf_checks.clear()
+    r = _password_login(app_client, client, username, password)
+    assert r.status_code == 400
+    assert body(r) == {
+        "error": "invalid_grant",
+        "error_description": "invalid username or password",
+    }
+    assert len(kdf_checks) == 1
+    assert not passwords.needs_rehash(kdf_checks[0])  # the dummy hash costs what a real one does
 
 
 # --- metadata (RFC 8414) ----------------------------------------------------------------------
