@@ -69,7 +69,7 @@ def _now() -> int:
     return int(services.clock().now())
 
 
-@app.route("/oauth2/authorize", methods=["GET"])
+@app.route("/oauth2/authorize", methods=["GET"], content_types=_ANY)
 def authorize() -> Response:
     """RFC 6749 §4.1 authorization endpoint: sign-in and consent pages, redirect with a code."""
     req = app.current_request
@@ -94,7 +94,7 @@ def authorize_form() -> Response:
     )
 
 
-@app.route("/account/apps", methods=["GET"])
+@app.route("/account/apps", methods=["GET"], content_types=_ANY)
 def connected_apps() -> Response:
     """The applications holding a grant for the signed-in user."""
     req = app.current_request
@@ -143,7 +143,7 @@ def logout() -> Response:
 # --- Discovery ----------------------------------------------------------------------------
 
 
-@app.route("/.well-known/oauth-authorization-server", methods=["GET"])
+@app.route("/.well-known/oauth-authorization-server", methods=["GET"], content_types=_ANY)
 def authorization_server_metadata() -> Response:
     """RFC 8414 metadata."""
     from chalicelib.config import settings
@@ -162,7 +162,7 @@ def authorization_server_metadata() -> Response:
     return http.oauth_call(build, no_store=False)
 
 
-@app.route("/.well-known/openid-configuration", methods=["GET"])
+@app.route("/.well-known/openid-configuration", methods=["GET"], content_types=_ANY)
 def openid_configuration() -> Response:
     """The same RFC 8414 document at the OIDC discovery name (RFC 8414 §5 allows it): API
     Gateway's native JWT authorizers (HTTP APIs) find ``jwks_uri`` only there. Not an OIDC
@@ -171,7 +171,7 @@ def openid_configuration() -> Response:
     return response
 
 
-@app.route("/.well-known/jwks.json", methods=["GET"])
+@app.route("/.well-known/jwks.json", methods=["GET"], content_types=_ANY)
 def jwks() -> Response:
     """RFC 7517 key set: the public set the authorizer trusts (next, current, previous).
     max-age = key_cache_ttl, which the rotation's publish delay covers (chalicelib.rotation)."""
@@ -199,7 +199,7 @@ def tessera_authorizer(auth_request: AuthRequest) -> dict[str, Any]:
     return authorizer.handle(auth_request.token, auth_request.method_arn)
 
 
-@app.route("/people", methods=["GET"], authorizer=tessera_authorizer)
+@app.route("/people", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
 def list_people() -> Response:
     """Demo API, scope people:read (chalicelib.routes_scopes)."""
     from chalicelib import demo_api
@@ -207,7 +207,9 @@ def list_people() -> Response:
     return http.oauth_call(demo_api.list_people)
 
 
-@app.route("/people/{person_id}", methods=["GET"], authorizer=tessera_authorizer)
+@app.route(
+    "/people/{person_id}", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY
+)
 def get_person(person_id: str) -> Response:
     """Demo API, scope people:read."""
     from chalicelib import demo_api
@@ -215,7 +217,7 @@ def get_person(person_id: str) -> Response:
     return http.oauth_call(lambda: demo_api.get_person(person_id))
 
 
-@app.route("/articles", methods=["GET"], authorizer=tessera_authorizer)
+@app.route("/articles", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
 def list_articles() -> Response:
     """Demo API, scope articles:read."""
     from chalicelib import demo_api

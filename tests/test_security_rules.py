@@ -361,6 +361,28 @@ def test_demo_api_answers_a_body_that_is_not_a_json_object_with_invalid_request(
     assert body(r)["error"] == "invalid_request"
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/.well-known/jwks.json",
+        "/account/apps",
+    ],
+)
+def test_get_with_a_content_type_header_is_answered_not_refused_with_415(app_client, path):
+    # Clients that send a default Content-Type on every request must not meet Chalice's 415.
+    r = app_client.http.get(path, headers={"Content-Type": FORM})
+    assert r.status_code == 200, text_of(r)
+
+
+@pytest.mark.parametrize("path", ["/people", "/people/ada"])
+def test_demo_api_get_with_a_content_type_header_is_answered(http, access_token, path):
+    headers = {"Authorization": "Bearer " + access_token, "Content-Type": FORM}
+    r = http.get(path, headers=headers)
+    assert r.status_code == 200, text_of(r)
+
+
 # --- operations: debug off, no traceback anywhere --------------------------------------------
 
 
