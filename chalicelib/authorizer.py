@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any, Protocol
 
 from chalicelib import access_tokens, jose, routes_scopes
@@ -63,6 +64,7 @@ def bearer_token(header: object) -> str | None:
     return found.group(1) if found else None
 
 
+@lru_cache(maxsize=512)
 def api_arn_prefix(method_arn: str) -> str:
     """``arn:aws:execute-api:<region>:<account>:<api-id>/<stage>`` of a method ARN."""
     parts = method_arn.split(":", 5)
@@ -81,16 +83,8 @@ def policy_for(claims: access_tokens.AccessTokenClaims, method_arn: str) -> dict
     API Gateway caches this per token and evaluates it for the token's later calls to any route,
     so it must not be narrowed to the route of the current call.
     """
-    prefix = api_arn_prefix(method_arn)
-    rules = routes_scopes.allowed(claims.scopes)
-    if rules:
-        statement = {
-            "Action": "execute-api:Invoke",
-            "Effect": "Allow",
-            "Resource": [f"{prefix}/{routes_scopes.arn_suffix(rule)}" for rule in rules],
-        }
-    else:
-        statement = {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": [f"{prefix}/*"]}
+    effect, resources = _statement(api_arn_prefix(method_arn), claims.scopes)
+    statement = {"Action": "execute-api:Invoke", "Effect": effect, "Resource": list(resources)}
     return {
         "principalId": claims.sub,
         "policyDocument": {"Version": "2012-10-17", "Statement": [statement]},
@@ -102,6 +96,15 @@ def policy_for(claims: access_tokens.AccessTokenClaims, method_arn: str) -> dict
             "jti": claims.jti,
         },
     }
+
+
+@lru_cache(maxsize=512)
+def _statement(prefix: str, scopes: frozenset[str]) -> tuple[str, tuple[str, ...]]:
+    """Effect and resources for a scope set on one API stage (few distinct sets: memoised)."""
+    rules = routes_scopes.allowed(scopes)
+    if not rules:
+        return "Deny", (f"{prefix}/*",)
+    return "Allow", tuple(f"{prefix}/{routes_scopes.arn_suffix(rule)}" for rule in rules)
 
 
 class Authorizer:
