@@ -149,9 +149,8 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- the world and the flows ------------------------------------------------------------
 
 
-def snapshot(session: Any) -> list[Any]:
+def snapshot(ddb: Any) -> list[Any]:
     """Every item of both tables, through a client the faults do not touch."""
-    ddb = session.client("dynamodb")
     out = []
     for name in (f"tessera-{STAGE}", f"tessera-demo-{STAGE}"):
         items = ddb.scan(TableName=name, ConsistentRead=True)["Items"]
@@ -166,6 +165,7 @@ class World:
     pw_client: dict[str, Any]
     rs_client: dict[str, Any]  # client_credentials + introspection (a resource server)
     tokens: dict[str, Any]
+    ddb: Any = None  # a boto3 client of the test's own, for snapshots
 
 
 @pytest.fixture
@@ -180,7 +180,7 @@ def world(app_client, aws, make_client, make_user) -> World:
         {"Authorization": basic(pw["client_id"], pw["client_secret"])},
     )
     assert r.status_code == 200, r.body
-    return World(app_client, aws, pw, rs, body(r))
+    return World(app_client, aws, pw, rs, body(r), aws.client("dynamodb"))
 
 
 def _auth(c: dict[str, Any]) -> dict[str, str]:
@@ -288,7 +288,7 @@ def fresh_tokens(w: World) -> None:
 
 
 def check_case(w: World, flow: Callable[[World], Any], fault: Fault, nth: int | None) -> None:
-    before = snapshot(w.session)
+    before = snapshot(w.ddb)
     with injected(fault, nth) as injector:
         resp = flow(w)
     if not injector.faulted:  # this flow never makes the failing call: it just works
@@ -296,7 +296,7 @@ def check_case(w: World, flow: Callable[[World], Any], fault: Fault, nth: int | 
         fresh_tokens(w)
         return
     assert_unavailable(resp)
-    after = snapshot(w.session)
+    after = snapshot(w.ddb)
     changed = [
         (sorted(set(a) - set(b)), sorted(set(b) - set(a)))
         for a, b in zip(after, before, strict=True)
