@@ -54,9 +54,7 @@ def revoke() -> Response:
 def introspect() -> Response:
     """RFC 7662 introspection (chalicelib.introspection)."""
     return http.oauth_call(
-        lambda: services.introspection_endpoint().handle(
-            http.to_oauth_request(app.current_request)
-        )
+        lambda: services.introspection_endpoint().handle(http.to_oauth_request(app.current_request))
     )
 
 

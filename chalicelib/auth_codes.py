@@ -1,11 +1,11 @@
 """Authorization codes (RFC 6749 §4.1.2, §10.5; RFC 9700 §4.2).
 
 A code is 256 random bits, single use, valid for ``CODE_TTL`` seconds, bound to the client, the
-redirect URI, the PKCE challenge and the user. Only its SHA-256 is stored (a code is high-entropy,
-so a plain hash is enough to make a table dump useless). Redemption is one conditional write: the first
-redemption marks the code used and records the refresh-token family it started; a second redemption
-fails and returns that family so the caller can revoke what the first use issued (§4.1.2: "SHOULD
-revoke all tokens previously issued based on that authorization code").
+redirect URI, the PKCE challenge and the user. Only its SHA-256 is stored (a code is
+high-entropy, so a plain hash is enough to make a table dump useless). Redemption is one conditional
+write: the first redemption marks the code used and records the refresh-token family it started; a
+second redemption fails and returns that family so the caller can revoke what the first use issued
+(§4.1.2: "SHOULD revoke all tokens previously issued based on that authorization code").
 """
 
 from __future__ import annotations

@@ -264,6 +264,7 @@ def introspection_endpoint() -> Any:
         ),
     )
 
+
 def advertised(now: float) -> dict[str, list[str]]:
     """Grant types and scopes that registered clients actually have (for metadata), cached."""
     from chalicelib.clients import CachedRegistrySummary

@@ -49,7 +49,7 @@ def test_signed_blob_round_trips_and_detects_changes():
     s = signer()
     blob = s.sign_blob('{"client_id": "c1"}')
     assert s.open_blob(blob) == '{"client_id": "c1"}'
-    encoded, kid, mac = blob.split(".")
+    _encoded, kid, mac = blob.split(".")
     other = s.sign_blob('{"client_id": "c2"}').split(".")[0]
     assert s.open_blob(f"{other}.{kid}.{mac}") is None
     assert s.open_blob(None) is None
