@@ -33,21 +33,22 @@ def request_log(event: Any, get_response: Any) -> Any:
 
 @app.route("/oauth2/token", methods=_ALL_METHODS, content_types=_ANY)
 def token() -> Response:
-    """RFC 6749 token endpoint (chalicelib.token_endpoint)."""
-    return http.oauth_call(
-        lambda: services.token_endpoint().handle(http.to_oauth_request(app.current_request))
-    )
+    """RFC 6749 token endpoint (chalicelib.token_endpoint); CORS for browser apps (.cors)."""
+    request = http.to_oauth_request(app.current_request)
+    response = http.oauth_call(lambda: services.token_endpoint().handle(request))
+    return http.with_cors(response, request, services.cached_clients())
 
 
 @app.route("/oauth2/revoke", methods=_ALL_METHODS, content_types=_ANY)
 def revoke() -> Response:
-    """RFC 7009 revocation (chalicelib.revocation): 200 with an empty body."""
+    """RFC 7009 revocation (chalicelib.revocation): 200 with an empty body; CORS as /token."""
+    request = http.to_oauth_request(app.current_request)
 
     def run() -> Response:
-        services.revocation_endpoint().handle(http.to_oauth_request(app.current_request))
+        services.revocation_endpoint().handle(request)
         return Response(body="", status_code=200, headers=dict(http.NO_STORE))
 
-    return http.oauth_call(run)
+    return http.with_cors(http.oauth_call(run), request, services.cached_clients())
 
 
 @app.route("/oauth2/introspect", methods=_ALL_METHODS, content_types=_ANY)

@@ -141,3 +141,24 @@ def page_call(handler: Callable[[], Any]) -> Response:
     if outcome.cookies:
         out["Set-Cookie"] = list(outcome.cookies)
     return Response(body=outcome.body, status_code=outcome.status, headers=out)
+
+
+def with_cors(response: Response, request: OAuthRequest, clients: Any) -> Response:
+    """Let a browser app read the answer when the request comes from one of its redirect URIs'
+    origins (chalicelib.cors). The client is named by ``client_id`` in the form body."""
+    from chalicelib.cors import allow_origin
+    from chalicelib.errors import OAuthError as _OAuthError
+
+    origin = request.headers.get("origin")
+    if not origin:
+        return response
+    try:
+        client_id = request.form().get("client_id")
+        client = clients.get(client_id) if client_id else None
+    except (_OAuthError, BackendUnavailable):
+        client = None
+    allowed = allow_origin(origin, client)
+    if allowed is not None:
+        response.headers["Access-Control-Allow-Origin"] = allowed
+        response.headers["Vary"] = "Origin"
+    return response

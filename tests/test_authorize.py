@@ -841,3 +841,46 @@ def test_user_cannot_revoke_another_users_grant(app_client, spa, alice, make_use
         },
     )
     assert refreshed.status_code == 200
+
+
+# --- CORS for single-page apps -------------------------------------------------------------
+
+
+def _token_from_origin(app_client, client, origin):
+    return form_post(
+        app_client,
+        "/oauth2/token",
+        {"grant_type": "refresh_token", "refresh_token": "nope", "client_id": client["client_id"]},
+        {"Origin": origin},
+    )
+
+
+def test_token_answer_is_readable_by_the_apps_own_origin(app_client, spa):
+    resp = _token_from_origin(app_client, spa, "https://app.example")
+    assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert resp.headers["Vary"] == "Origin"
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://evil.example", "https://app.example.evil.example", "null", "http://app.example"],
+)
+def test_token_answer_is_not_readable_by_other_origins(app_client, spa, origin):
+    resp = _token_from_origin(app_client, spa, origin)
+    assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+def test_no_cors_for_a_client_without_redirect_uris(app_client, make_client):
+    machine = make_client()
+    resp = form_post(
+        app_client,
+        "/oauth2/token",
+        {
+            "grant_type": "client_credentials",
+            "client_id": machine["client_id"],
+            "client_secret": machine["client_secret"],
+        },
+        {"Origin": "https://app.example"},
+    )
+    assert resp.status_code == 200
+    assert "Access-Control-Allow-Origin" not in resp.headers
