@@ -1,6 +1,7 @@
 """Shared fixtures: the AWS world (moto, provisioned from infra/template.yaml), the app, a clock.
 
-Each test gets a fresh ``mock_aws`` world and fresh service caches, so nothing leaks between tests.
+Each test gets a fresh ``mock_aws`` world (a copy of one provisioned world) and fresh service
+caches, so nothing leaks between tests.
 """
 
 from __future__ import annotations
@@ -57,12 +58,49 @@ def clock() -> FakeClock:
     return FakeClock(T0)
 
 
+# moto's backends of a provisioned and seeded world, per (stage, seed time): see _provisioned_world.
+_WORLDS: dict[tuple[str, int], list[tuple[Any, str, dict[str, Any]]]] = {}
+_REGION = "us-east-1"
+
+
+def _provisioned_world(session: boto3.Session, now: int) -> None:
+    """Fill the active (empty) ``mock_aws`` world: the template's resources and seeded secrets.
+
+    Provisioning costs ~0.3 s of CPU (moto makes an RSA-2048 key for every KMS key, plus the key
+    sets), so the first call in a process provisions and keeps a deep copy of moto's regional
+    backends; later calls give each test its own deep copy of that state (~5 ms): the same tables,
+    secrets, versions and staging labels as a fresh provisioning, with the same key material.
+    ``TESSERA_TEST_FRESH_WORLD=1`` provisions every time (to rule the copy out).
+    """
+    import copy
+
+    from moto.core.base_backend import BackendDict
+    from moto.core.models import MockAWS
+
+    key = (STAGE, now)
+    saved = _WORLDS.get(key)
+    outermost = MockAWS._nested_count == 1  # else the world is not empty: no copy of it
+    if saved is None or not outermost or os.environ.get("TESSERA_TEST_FRESH_WORLD") == "1":
+        provision(session, STAGE)
+        seed_secrets(session, STAGE, now=now)
+        if not outermost:
+            return
+        _WORLDS[key] = [
+            (backends, account, copy.deepcopy(regional[_REGION].__dict__))
+            for backends in BackendDict._instances  # type: ignore[misc]
+            for account, regional in backends.items()
+            if _REGION in regional.keys()  # noqa: SIM118 (`in` also matches regions not created)
+        ]
+        return
+    for backends, account, state in saved:
+        backends[account][_REGION].__dict__ = copy.deepcopy(state)
+
+
 @pytest.fixture
 def aws(env: dict[str, str], clock: FakeClock) -> Iterator[boto3.Session]:
     with mock_aws():
-        session = boto3.Session(region_name="us-east-1")
-        provision(session, STAGE)
-        seed_secrets(session, STAGE, now=int(clock.now()))
+        session = boto3.Session(region_name=_REGION)
+        _provisioned_world(session, int(clock.now()))
         services.set_clock(clock)
         yield session
         services.set_clock(clock)  # also resets every cached service
@@ -118,14 +156,55 @@ def make_client(aws: boto3.Session) -> Any:
     return make
 
 
+# Argon2id hashes made by make_user, per password (see make_user).
+_USER_HASHES: dict[str, str] = {}
+
+
+def _shared_hash(password: str) -> str:
+    from chalicelib.passwords import hash_password
+
+    found = _USER_HASHES.get(password)
+    if found is None:
+        found = _USER_HASHES[password] = hash_password(password)
+    return found
+
+
 @pytest.fixture
 def make_user(aws: boto3.Session) -> Any:
+    """Create a user through ``admin.create_user``.
+
+    Hashing costs ~30 ms of CPU and hundreds of tests create users, so the Argon2id hash of each
+    password is made once per process and reused: a real hash with the real parameters (sign-in
+    verifies it for real), only its salt is shared between users with the same password. The
+    hashing itself is tested through ``admin`` and ``passwords`` directly.
+    """
     from chalicelib import admin
 
     def make(username: str = "alice", password: str = "correct horse battery") -> dict[str, Any]:
-        return admin.create_user(services.user_store(), username, password, now=int(T0))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(admin, "hash_password", _shared_hash)
+            return admin.create_user(services.user_store(), username, password, now=int(T0))
 
     return make
 
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def _share_botocore_data() -> None:
+    """One botocore data loader for the whole test process.
+
+    Every test resets the services, so the app builds new botocore sessions and clients; each new
+    session would parse the service models and endpoint rules from JSON again (~0.1 s of CPU per
+    client). The loader only reads botocore's static data files, so sharing it changes nothing
+    else: sessions, credentials and clients stay per test.
+    """
+    import functools
+
+    import botocore.loaders
+    import botocore.session
+
+    botocore.session.create_loader = functools.cache(botocore.loaders.create_loader)
+
+
+_share_botocore_data()
