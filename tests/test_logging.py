@@ -166,7 +166,7 @@ def test_no_secret_or_token_ever_reaches_the_logs(
         if token.count(".") == 2:
             needles.append(token.rsplit(".", 1)[1])  # the signature alone
         else:
-            needles.append(token.rsplit("_", 1)[1])  # the random part of a refresh token
+            needles.append(token[-43:])  # the random part of a refresh token (may hold "_")
     for needle in needles:
         assert needle not in text
     # A username is a lookup key, so botocore's own DEBUG wire log (off in production) shows what
