@@ -61,9 +61,9 @@ browser:
 		echo "Install them with: sudo apt-get install -y $(BROWSER_PACKAGES)" >&2; \
 	fi
 
-# On every core (pytest-xdist); the end-to-end tests share one worker and so one local stack.
+# On every (logical) core, pytest-xdist; the end-to-end tests share one worker, so one local stack.
 test: $(STAMP) browser
-	$(PY) -m pytest -n auto --dist loadgroup
+	$(PY) -m pytest -n logical --dist loadgroup
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -146,7 +146,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test`` runs ``-n auto --dist loadgroup``) every end-to-end test
+    """Under pytest-xdist (``make test`` runs ``-n logical --dist loadgroup``) every end-to-end test
     goes to one worker, so the run starts one local stack instead of one per worker."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
