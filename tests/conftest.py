@@ -43,6 +43,18 @@ TEST_ENV = {
 }
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test``), the tests of the packaged artifact (test_infra's
+    ``packaged`` fixture) share one worker: ``chalice package`` writes its dependency cache in
+    .chalice/deployments in place, so two workers packaging at once could read a half-written zip.
+    """
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if "packaged" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("package"))
+
+
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     # With AWS_ENDPOINT_URL set, mock_aws does not intercept: clear it.
