@@ -258,7 +258,8 @@ class Client:
 
     def _exchange(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         """POST over the kept-alive connection; a connection the server closed while idle is
-        reopened once (the request never reached it). Transport failures are ``AwsError(0)``."""
+        reopened once and the request sent again (safe: the authorizer's calls are reads).
+        Transport failures are ``AwsError(0)``."""
         for reuse in (True, False):
             fresh = self._conn is None
             conn = self._conn or self._connect()
@@ -284,10 +285,8 @@ class Client:
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._https:
-            import ssl
-
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=TIMEOUT, context=ssl.create_default_context()
+                self._host, self._port, timeout=TIMEOUT, context=_tls_context()
             )
         else:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=TIMEOUT)
@@ -306,6 +305,16 @@ class Client:
 
 _lock = threading.Lock()
 _clients: dict[str, Client] = {}
+_tls: list[Any] = []
+
+
+def _tls_context() -> Any:
+    """One verifying TLS context per container (loading the CA store costs a few ms)."""
+    if not _tls:
+        import ssl
+
+        _tls.append(ssl.create_default_context())
+    return _tls[0]
 
 
 def client(service: str) -> Client:

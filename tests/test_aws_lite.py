@@ -407,3 +407,16 @@ def test_authorizer_client_follows_the_setting(
             assert client is aws.client("dynamodb")
     finally:
         services.reset()
+
+
+def test_https_endpoints_verify_the_certificate_and_host_name() -> None:
+    import ssl
+
+    lite = aws_lite.Client("secretsmanager", _env("https://secretsmanager.example.test"))
+    conn = lite._connect()
+    try:
+        context = conn._context  # type: ignore[attr-defined]
+        assert context.verify_mode == ssl.CERT_REQUIRED
+        assert context.check_hostname is True
+    finally:
+        lite.close()
