@@ -10,7 +10,8 @@
 3. for each entry point, start a fresh interpreter (``python -I -S -B``) whose path holds only the
    unzipped package and the runtime's boto3/botocore (with their ``.pyc``, as the Lambda runtime
    image has them), and time ``import app`` and the first event. AWS calls go over loopback to a
-   small server answering the responses ``bench.world`` captured, so botocore's real HTTP path runs.
+   small server answering the responses ``bench.world`` captured, so the real HTTP path runs
+   (botocore's, or ``chalicelib.aws_lite``'s for the authorizer as deployed).
 """
 
 from __future__ import annotations
@@ -64,6 +65,24 @@ t3 = time.perf_counter()
 print(json.dumps({"import_ms": (t1 - t0) * 1e3, "first_ms": (t3 - t2) * 1e3,
                   "answer": str(answer)[:200]}))
 """
+
+
+# Authorizer variants: result-label suffix -> settings. "" is the deployed configuration.
+AUTHORIZER_VARIANTS = {
+    "": {"TESSERA_AUTHORIZER_AWS_CLIENT": "lite", "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "true"},
+    "+botocore": {
+        "TESSERA_AUTHORIZER_AWS_CLIENT": "botocore",
+        "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "true",
+    },
+    "+lite-norevocation": {
+        "TESSERA_AUTHORIZER_AWS_CLIENT": "lite",
+        "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "false",
+    },
+    "+botocore-norevocation": {
+        "TESSERA_AUTHORIZER_AWS_CLIENT": "botocore",
+        "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "false",
+    },
+}
 
 
 def site_packages() -> Path:
@@ -259,31 +278,37 @@ def main(argv: list[str]) -> int:
     env.update(common.BENCH_ENV)
     env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{server.server_address[1]}"
     cc = events.basic(world["cc"]["client_id"], world["cc"]["client_secret"])
-    entries: list[tuple[str, str, dict[str, Any]]] = [
-        ("hello", "app", events.proxy_event("/", "GET")),
+    # (tree, entry point, event, result label, settings over BENCH_ENV)
+    entries: list[tuple[str, str, dict[str, Any], str, dict[str, str]]] = [
+        ("hello", "app", events.proxy_event("/", "GET"), "hello", {}),
         (
             "tessera",
             "app",
             events.token_request({"grant_type": "client_credentials", "scope": common.SCOPE}, cc),
+            "app",
+            {},
         ),
     ]
     if world.get("authorizer"):
-        entries.append(
-            ("tessera", world["authorizer"], events.authorizer_event(fresh_token(world)))
-        )
+        entry = world["authorizer"]
+        event = events.authorizer_event(fresh_token(world))
+        # As dev and prod deploy it (.chalice/config.json): the standard-library AWS client and
+        # the revocation check on (one BatchGetItem, answered from the password scenario's
+        # recording: no item for this token, so "not revoked"); then botocore, for comparison.
+        for label, settings in AUTHORIZER_VARIANTS.items():
+            entries.append(("tessera", entry, event, f"{entry}{label}", settings))
     if world.get("rotation"):
-        entries.append(("tessera", world["rotation"]["entry"], world["rotation"]["event"]))
+        rotation = world["rotation"]
+        entries.append(("tessera", rotation["entry"], rotation["event"], rotation["entry"], {}))
     results: dict[str, Any] = {}
     try:
-        for app_name, entry, event in entries:
-            label = "hello" if app_name == "hello" else entry
+        for app_name, entry, event, label, settings in entries:
+            run_env = dict(env, **settings)
             for with_pyc in (False, True):
+                tree = trees[(app_name, with_pyc)]
                 # One discarded run: the first read of freshly unzipped files pays the disk.
-                cold_run(trees[(app_name, with_pyc)], runtime, entry, event, env)
-                runs = [
-                    cold_run(trees[(app_name, with_pyc)], runtime, entry, event, env)
-                    for _ in range(repeats)
-                ]
+                cold_run(tree, runtime, entry, event, run_env)
+                runs = [cold_run(tree, runtime, entry, event, run_env) for _ in range(repeats)]
                 results[f"{label}|{'pyc' if with_pyc else 'nopyc'}"] = {
                     "import_ms": common.median([r["import_ms"] for r in runs]),
                     "first_ms": common.median([r["first_ms"] for r in runs]),

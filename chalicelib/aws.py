@@ -99,9 +99,15 @@ def translate_faults(service: str) -> Iterator[None]:
     Stores catch the outcomes they expect (a failed condition) inside this block; whatever
     escapes is a fault of the service or of the deployment, and the caller answers 503.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         yield
-    except (ClientError, BotoCoreError) as exc:
-        raise BackendUnavailable(service, error_code(exc) or type(exc).__name__) from exc
+    except BackendUnavailable:
+        raise
+    except Exception as exc:
+        # Imported only on failure: the stores' happy path (and chalicelib.aws_lite, whose
+        # failures are already BackendUnavailable) never loads botocore for this.
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError | BotoCoreError):
+            raise BackendUnavailable(service, error_code(exc) or type(exc).__name__) from exc
+        raise

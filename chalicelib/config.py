@@ -9,9 +9,12 @@ ports (issuer, emulator endpoint).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pathlib costs ~5 ms at import: only the admin CLI and local stack need it
+    from pathlib import Path
 
 
 class ConfigError(RuntimeError):
@@ -66,6 +69,7 @@ class Settings:
     lockout_max_seconds: int
     realm: str
     cookie_secure: bool
+    authorizer_aws_client: str = "botocore"
 
     @property
     def token_endpoint(self) -> str:
@@ -99,6 +103,54 @@ def settings() -> Settings:
         realm=os.environ.get("TESSERA_REALM", "tessera"),
         # Session cookies are Secure everywhere but the local stack (plain http on loopback).
         cookie_secure=_bool("TESSERA_COOKIE_SECURE", True),
+        authorizer_aws_client=_choice("TESSERA_AUTHORIZER_AWS_CLIENT", AWS_CLIENTS, "botocore"),
+    )
+
+
+# How the authorizer reaches AWS: botocore (chalicelib.aws, the default, what moto's mock_aws
+# intercepts) or the standard-library client (chalicelib.aws_lite, the deployed stages).
+AWS_CLIENTS = ("botocore", "lite")
+
+
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = os.environ.get(name, "").strip().lower() or default
+    if raw not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class AwsEnvironment:
+    """What the Lambda runtime tells a function about AWS (chalicelib.aws_lite reads it; botocore
+    reads the same variables itself)."""
+
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(repr=False)
+    region: str
+    endpoints: dict[str, str]
+
+    def endpoint(self, service_variable: str) -> str:
+        """``AWS_ENDPOINT_URL_<SERVICE>``, else ``AWS_ENDPOINT_URL``, else "" (the default)."""
+        return self.endpoints.get(service_variable) or self.endpoints.get("AWS_ENDPOINT_URL", "")
+
+
+def aws_environment() -> AwsEnvironment:
+    """Credentials, region and endpoint overrides from the environment (not cached: callers
+    cache their clients). Missing credentials or region are a deployment mistake."""
+    env = os.environ
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+    if not region:
+        raise ConfigError("AWS_REGION is not set")
+    ignore = _bool("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", False)
+    return AwsEnvironment(
+        access_key_id=_required("AWS_ACCESS_KEY_ID"),
+        secret_access_key=_required("AWS_SECRET_ACCESS_KEY"),
+        session_token=env.get("AWS_SESSION_TOKEN", ""),
+        region=region,
+        endpoints={}
+        if ignore
+        else {k: v for k, v in env.items() if k.startswith("AWS_ENDPOINT_URL") and v},
     )
 
 
@@ -109,4 +161,8 @@ def local_state_path(default: Path) -> Path:
     so a second stack (the end-to-end tests') never replaces a developer's.
     """
     raw = os.environ.get("TESSERA_LOCAL_STATE", "")
-    return Path(raw) if raw else default
+    if not raw:
+        return default
+    from pathlib import Path
+
+    return Path(raw)

@@ -6,6 +6,7 @@ verifying key ring and nothing else. Tests call ``reset()`` between cases (and m
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +36,9 @@ def reset() -> None:
         _built.clear()
     settings.cache_clear()
     aws.reset()
+    lite = sys.modules.get("chalicelib.aws_lite")  # reset only if loaded: never import it here
+    if lite is not None:
+        lite.reset()
 
 
 def _once[T](name: str, build: Callable[[], T]) -> T:
@@ -89,13 +93,29 @@ def signing_keys() -> Any:
     )
 
 
-def verifying_keys() -> Any:
-    from chalicelib.keys import VerifyingKeyRing
+def authorizer_aws(service: str) -> Any:
+    """The AWS client of the authorizer's path (public key set, revocation check): botocore
+    (``chalicelib.aws``, the default; moto's mock_aws intercepts it) or, with
+    ``TESSERA_AUTHORIZER_AWS_CLIENT=lite``, the standard-library ``chalicelib.aws_lite``, which
+    keeps botocore out of the authorizer's cold start. Both answer ``get_secret_value`` and
+    ``batch_get_item`` alike and fail with ``BackendUnavailable``."""
+    if settings().authorizer_aws_client == "lite":
+        from chalicelib import aws_lite
 
-    return _once(
-        "verifying_keys",
-        lambda: VerifyingKeyRing(_cached_secret(settings().public_keys_secret)),
-    )
+        return aws_lite.client(service)
+    return aws.client(service)
+
+
+def verifying_keys() -> Any:
+    from chalicelib.keys import CachedSecret, VerifyingKeyRing
+    from chalicelib.secret_store import SecretStore
+
+    def build() -> VerifyingKeyRing:
+        s = settings()
+        public = SecretStore(authorizer_aws("secretsmanager")).fetcher(s.public_keys_secret)
+        return VerifyingKeyRing(CachedSecret(public, _clock, s.key_cache_ttl, s.key_stale_max))
+
+    return _once("verifying_keys", build)
 
 
 def authorizer() -> Any:
@@ -111,10 +131,23 @@ def authorizer() -> Any:
             leeway=s.clock_leeway,
             clock=_clock,
             # GrantStore.is_revoked: jti deny-list + family, one BatchGetItem per cache miss.
-            revocation=grant_store() if s.authorizer_checks_revocation else None,
+            revocation=_authorizer_revocation() if s.authorizer_checks_revocation else None,
         )
 
     return _once("authorizer", build)
+
+
+def _authorizer_revocation() -> Any:
+    """``GrantStore.is_revoked`` over the authorizer's AWS client (the API's own grant_store()
+    when that client is botocore)."""
+    if settings().authorizer_aws_client != "lite":
+        return grant_store()
+    from chalicelib.grant_store import GrantStore
+
+    return _once(
+        "authorizer_revocation",
+        lambda: GrantStore(authorizer_aws("dynamodb"), settings().table_name),
+    )
 
 
 def demo_store() -> Any:

@@ -1,0 +1,337 @@
+"""A standard-library client for the AWS JSON protocol: the authorizer's cold-start path.
+
+The authorizer makes two calls: Secrets Manager ``GetSecretValue`` (the public key set) and, where
+revocation is checked, DynamoDB ``BatchGetItem``. Importing botocore, building a session and two
+clients costs far more than the rest of its cold start (BENCHMARKS.md), so this module speaks the
+JSON protocol directly: a POST to ``/`` with ``X-Amz-Target``, signed with Signature Version 4
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv4-signing.html) using ``hmac`` and
+``hashlib``. Credentials, region and endpoint come from the environment Lambda sets
+(``config.aws_environment``). One keep-alive connection per endpoint, short timeouts, a bounded
+retry with jittered backoff on throttling, 5xx and connection failures; whatever fails after that
+raises ``BackendUnavailable`` exactly as ``aws.translate_faults`` does for botocore.
+
+Clients are duck-typed like the botocore clients the stores use (``get_secret_value``,
+``batch_get_item``), so ``SecretStore`` and ``GrantStore`` work unchanged on either. Responses are
+the service's JSON as is: no blob or timestamp conversion (``SecretString`` and the ``S``/``N``/
+``BOOL`` attributes we store need none). Selected by ``TESSERA_AUTHORIZER_AWS_CLIENT=lite``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.client
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from chalicelib.aws import TRANSIENT_CODES
+from chalicelib.config import AwsEnvironment, ConfigError, aws_environment
+from chalicelib.faults import BackendUnavailable
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    name: str  # our name, the one BackendUnavailable reports (as aws.translate_faults)
+    signing_name: str
+    endpoint_prefix: str
+    target_prefix: str
+    content_type: str
+    endpoint_env: str  # the service-specific AWS_ENDPOINT_URL_<ID> variable
+
+
+SERVICES = {
+    "secretsmanager": Service(
+        "secretsmanager",
+        "secretsmanager",
+        "secretsmanager",
+        "secretsmanager",
+        "application/x-amz-json-1.1",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+    ),
+    "dynamodb": Service(
+        "dynamodb",
+        "dynamodb",
+        "dynamodb",
+        "DynamoDB_20120810",
+        "application/x-amz-json-1.0",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+    ),
+}
+
+MAX_ATTEMPTS = 3  # as chalicelib.aws: 3 attempts in all
+TIMEOUT = 2.0  # seconds per attempt (connect, and each read)
+BUDGET = 4.0  # no new attempt after this many seconds: the authorizer times out at 5 s
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 0.5
+
+
+class AwsError(Exception):
+    """An error answer of the service (status and code), or a transport failure (status 0)."""
+
+    def __init__(self, status: int, code: str) -> None:
+        super().__init__(f"{status} {code}")
+        self.status = status
+        self.code = code
+
+    @property
+    def transient(self) -> bool:
+        return (
+            self.status == 0
+            or self.status >= 500
+            or self.status == 429
+            or (self.code in TRANSIENT_CODES)
+        )
+
+
+# -- Signature Version 4 --------------------------------------------------------------------------
+
+
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+
+def signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
+    k_date = _hmac(("AWS4" + secret_key).encode(), date)
+    return _hmac(_hmac(_hmac(k_date, region), service), "aws4_request")
+
+
+def authorization(
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    service: str,
+    amz_date: str,
+) -> str:
+    """The ``Authorization`` header for a request whose ``headers`` (all signed) include ``host``
+    and ``x-amz-date`` (and ``x-amz-security-token`` with temporary credentials).
+
+    ``path`` must already be URI-encoded and ``query`` canonical (sorted, encoded); the JSON
+    protocol always sends ``/`` and no query.
+    """
+    canonical = {k.lower(): " ".join(v.split()) for k, v in headers.items()}
+    names = sorted(canonical)
+    signed = ";".join(names)
+    request = "\n".join(
+        [
+            method,
+            path,
+            query,
+            "".join(f"{n}:{canonical[n]}\n" for n in names),
+            signed,
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    date = amz_date[:8]
+    scope = f"{date}/{region}/{service}/aws4_request"
+    to_sign = "\n".join([ALGORITHM, amz_date, scope, hashlib.sha256(request.encode()).hexdigest()])
+    mac = hmac.new(signing_key(secret_key, date, region, service), to_sign.encode(), "sha256")
+    return (
+        f"{ALGORITHM} Credential={access_key}/{scope}, SignedHeaders={signed}, "
+        f"Signature={mac.hexdigest()}"
+    )
+
+
+def amz_date(now: float) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+
+
+# -- the client -----------------------------------------------------------------------------------
+
+
+def error_code(status: int, headers: Mapping[str, str], body: bytes) -> str:
+    """The error code of a JSON-protocol error answer, as botocore reads it."""
+    raw = headers.get("x-amzn-errortype", "")
+    if not raw:
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            raw = str(doc.get("__type") or doc.get("code") or "")
+    code = raw.split(":", 1)[0].rsplit("#", 1)[-1]
+    return code or f"HTTP{status}"
+
+
+class Client:
+    """One AWS JSON-protocol service, one keep-alive connection (thread-safe: calls serialise)."""
+
+    def __init__(
+        self,
+        service: str,
+        env: AwsEnvironment,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.service = SERVICES[service]
+        self._env = env
+        endpoint = env.endpoint(self.service.endpoint_env) or (
+            f"https://{self.service.endpoint_prefix}.{env.region}.amazonaws.com"
+        )
+        parts = urlsplit(endpoint)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ConfigError(f"bad endpoint URL for {service}")
+        self.endpoint = endpoint
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port
+        self._netloc = parts.netloc
+        self._path = parts.path or "/"
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._conn: http.client.HTTPConnection | None = None
+
+    # Operations the authorizer uses, named and shaped like botocore's client methods.
+    def get_secret_value(self, **params: Any) -> dict[str, Any]:
+        return self.call("GetSecretValue", params)
+
+    def batch_get_item(self, **params: Any) -> dict[str, Any]:
+        return self.call("BatchGetItem", params)
+
+    def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """One operation with bounded retries; ``BackendUnavailable`` when it cannot succeed."""
+        body = json.dumps(params, separators=(",", ":")).encode()
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(operation, body)
+            except AwsError as exc:
+                spent = time.monotonic() - started
+                if not exc.transient or attempt >= MAX_ATTEMPTS or spent >= BUDGET:
+                    raise BackendUnavailable(self.service.name, exc.code) from exc
+            # Full jitter: spreads the retries of many containers apart.
+            delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * secrets.randbelow(1001) / 1000
+            self._sleep(delay)
+
+    def _attempt(self, operation: str, body: bytes) -> dict[str, Any]:
+        headers = {
+            "host": self._netloc,
+            "content-type": self.service.content_type,
+            "x-amz-date": amz_date(self._clock()),
+            "x-amz-target": f"{self.service.target_prefix}.{operation}",
+        }
+        creds = self._env
+        if creds.session_token:
+            headers["x-amz-security-token"] = creds.session_token
+        headers["authorization"] = authorization(
+            method="POST",
+            path=self._path,
+            query="",
+            headers=headers,
+            body=body,
+            access_key=creds.access_key_id,
+            secret_key=creds.secret_access_key,
+            region=creds.region,
+            service=self.service.signing_name,
+            amz_date=headers["x-amz-date"],
+        )
+        headers["content-length"] = str(len(body))
+        with self._lock:
+            status, answer_headers, data = self._exchange(body, headers)
+        if status == 200:
+            try:
+                doc = json.loads(data) if data else {}
+            except ValueError:
+                raise AwsError(status, "InvalidResponse") from None
+            if not isinstance(doc, dict):
+                raise AwsError(status, "InvalidResponse")
+            return doc
+        raise AwsError(status, error_code(status, answer_headers, data))
+
+    def _exchange(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """POST over the kept-alive connection; a connection the server closed while idle is
+        reopened once and the request sent again (safe: the authorizer's calls are reads).
+        Transport failures are ``AwsError(0)``."""
+        for reuse in (True, False):
+            fresh = self._conn is None
+            conn = self._conn or self._connect()
+            try:
+                conn.request("POST", self._path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                self._close()
+                if reuse and not fresh:
+                    continue
+                raise AwsError(0, type(exc).__name__) from exc
+            except (OSError, http.client.HTTPException) as exc:
+                self._close()
+                name = "ReadTimeoutError" if isinstance(exc, socket.timeout) else type(exc).__name__
+                raise AwsError(0, name) from exc
+            if resp.will_close:
+                self._close()
+            else:
+                self._conn = conn
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._https:
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=TIMEOUT, context=_tls_context()
+            )
+        else:
+            conn = http.client.HTTPConnection(self._host, self._port, timeout=TIMEOUT)
+        self._conn = conn
+        return conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+
+_lock = threading.Lock()
+_clients: dict[str, Client] = {}
+_tls: list[Any] = []
+
+
+def _tls_context() -> Any:
+    """One verifying TLS context per container (loading the CA store costs a few ms)."""
+    if not _tls:
+        import ssl
+
+        _tls.append(ssl.create_default_context())
+    return _tls[0]
+
+
+def client(service: str) -> Client:
+    """The container's lite client for ``service`` (``dynamodb`` or ``secretsmanager``)."""
+    found = _clients.get(service)
+    if found is not None:
+        return found
+    with _lock:
+        found = _clients.get(service)
+        if found is None:
+            found = _clients[service] = Client(service, aws_environment())
+        return found
+
+
+def reset() -> None:
+    """Forget cached clients and close their connections (tests; the local stack)."""
+    with _lock:
+        for found in _clients.values():
+            found.close()
+        _clients.clear()
