@@ -67,8 +67,13 @@ def hash_secret(secret: str) -> str:
     return "sha256:" + hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
 def new_client_id() -> str:
-    return secrets.token_urlsafe(16)
+    """26 characters of [a-z0-9] (~134 bits): safe in URLs, forms and shells, and never starts
+    with "-" (a base64url id sometimes did, and command lines read it as an option)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(26))
 
 
 def new_client_secret() -> str:

@@ -314,3 +314,13 @@ def test_unreachable_local_stack_is_a_one_line_error(tmp_path: Path) -> None:
 
     _assert_one_line_error(done)
     assert "cannot reach dynamodb" in done.err
+
+
+def test_client_ids_are_lowercase_alphanumeric_and_never_look_like_options():
+    from chalicelib.clients import new_client_id
+
+    ids = {new_client_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    alphabet = set("abcdefghijklmnopqrstuvwxyz0123456789")
+    assert all(len(i) == 26 and set(i) <= alphabet for i in ids)
+    assert not any(i.startswith("-") for i in ids)
