@@ -83,7 +83,7 @@ def policy_for(claims: access_tokens.AccessTokenClaims, method_arn: str) -> dict
     API Gateway caches this per token and evaluates it for the token's later calls to any route,
     so it must not be narrowed to the route of the current call.
     """
-    effect, resources = _statement(api_arn_prefix(method_arn), claims.scopes)
+    effect, resources = _statement(api_arn_prefix(method_arn), claims.scope)
     statement = {"Action": "execute-api:Invoke", "Effect": effect, "Resource": list(resources)}
     return {
         "principalId": claims.sub,
@@ -99,9 +99,9 @@ def policy_for(claims: access_tokens.AccessTokenClaims, method_arn: str) -> dict
 
 
 @lru_cache(maxsize=512)
-def _statement(prefix: str, scopes: frozenset[str]) -> tuple[str, tuple[str, ...]]:
-    """Effect and resources for a scope set on one API stage (few distinct sets: memoised)."""
-    rules = routes_scopes.allowed(scopes)
+def _statement(prefix: str, scope: str) -> tuple[str, tuple[str, ...]]:
+    """Effect and resources for a scope string on one API stage (few distinct: memoised)."""
+    rules = routes_scopes.allowed(frozenset(scope.split()))
     if not rules:
         return "Deny", (f"{prefix}/*",)
     return "Allow", tuple(f"{prefix}/{routes_scopes.arn_suffix(rule)}" for rule in rules)
