@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from chalicelib import pages
-from chalicelib.authorize import Outcome
 from chalicelib.client_auth import ClientLookup
 from chalicelib.errors import InvalidGrant
 from chalicelib.login import LoginGuard, authenticate
+from chalicelib.pages import Outcome
 from chalicelib.sessions import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -27,7 +27,7 @@ from chalicelib.sessions import (
     Session,
     SessionSigner,
     cookie,
-    new_nonce,
+    csrf_nonce,
 )
 from chalicelib.users import UserStore
 
@@ -131,15 +131,13 @@ class AccountPages:
         fields = dict(form)
         if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf")):
             return self._forbidden()
-        outcome = self._page(
-            pages.error(
-                brand=self._brand,
-                title="Signed out",
-                message="You are signed out.",
-                status=200,
-                link=(APPS_PATH, "Sign in again"),
-            )
-        )
+        outcome = pages.error(
+            brand=self._brand,
+            title="Signed out",
+            message="You are signed out.",
+            status=200,
+            link=(APPS_PATH, "Sign in again"),
+        ).outcome()
         outcome.cookies.append(cookie(SESSION_COOKIE, "", secure=self._secure, max_age=0))
         return outcome
 
@@ -164,51 +162,35 @@ class AccountPages:
                     last_used=_day(fam.last_used),
                 )
             )
-        nonce, set_cookie = self._nonce(cookies)
-        outcome = self._page(
-            pages.connected_apps(
-                brand=self._brand,
-                username=session.username,
-                rows=rows,
-                csrf=self._signer.csrf_token(nonce),
-                notice=notice,
-            )
-        )
+        nonce, set_cookie = csrf_nonce(cookies, secure=self._secure)
+        outcome = pages.connected_apps(
+            brand=self._brand,
+            username=session.username,
+            rows=rows,
+            csrf=self._signer.csrf_token(nonce),
+            notice=notice,
+        ).outcome()
         outcome.cookies.extend(set_cookie)
         return outcome
 
     def _login_page(
         self, cookies: dict[str, str | None], error: str = "", username: str = ""
     ) -> Outcome:
-        nonce, set_cookie = self._nonce(cookies)
-        outcome = self._page(
-            pages.account_login(
-                brand=self._brand,
-                action=LOGIN_PATH,
-                csrf=self._signer.csrf_token(nonce),
-                error=error,
-                username=username,
-            )
-        )
+        nonce, set_cookie = csrf_nonce(cookies, secure=self._secure)
+        outcome = pages.account_login(
+            brand=self._brand,
+            action=LOGIN_PATH,
+            csrf=self._signer.csrf_token(nonce),
+            error=error,
+            username=username,
+        ).outcome()
         outcome.cookies.extend(set_cookie)
         return outcome
 
     def _forbidden(self) -> Outcome:
-        return self._page(
-            pages.error(
-                brand=self._brand,
-                title="Session expired",
-                message="This form is no longer valid. Reload the page and try again.",
-                status=403,
-            )
-        )
-
-    def _nonce(self, cookies: dict[str, str | None]) -> tuple[str, list[str]]:
-        existing = cookies.get(CSRF_COOKIE)
-        if existing:
-            return existing, []
-        nonce = new_nonce()
-        return nonce, [cookie(CSRF_COOKIE, nonce, secure=self._secure, max_age=3600)]
-
-    def _page(self, page: pages.Page) -> Outcome:
-        return Outcome(page.status, dict(pages.SECURITY_HEADERS), page.html)
+        return pages.error(
+            brand=self._brand,
+            title="Session expired",
+            message="This form is no longer valid. Reload the page and try again.",
+            status=403,
+        ).outcome()

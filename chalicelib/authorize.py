@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from urllib.parse import urlencode, urlsplit
 
 from chalicelib import pages, pkce
@@ -24,6 +24,7 @@ from chalicelib.clients import Client
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidGrant, InvalidScope
 from chalicelib.login import LoginGuard, authenticate
+from chalicelib.pages import Outcome
 from chalicelib.scopes import resolve_scope
 from chalicelib.sessions import (
     CSRF_COOKIE,
@@ -32,7 +33,7 @@ from chalicelib.sessions import (
     Session,
     SessionSigner,
     cookie,
-    new_nonce,
+    csrf_nonce,
 )
 from chalicelib.users import UserStore
 
@@ -49,16 +50,6 @@ class AuthRequest:
     scope: str
     state: str | None
     code_challenge: str | None
-
-
-@dataclass
-class Outcome:
-    """What the HTTP layer should send: a page or a redirect, plus cookies to set."""
-
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: str = ""
-    cookies: list[str] = field(default_factory=list)
 
 
 class _PageError(Exception):
@@ -156,11 +147,9 @@ class AuthorizationEndpoint:
                 client_id_values[0], redirect_values[0] if redirect_values else None
             )
         except _PageError as exc:
-            return self._page(
-                pages.error(
-                    brand=self._brand, title=exc.title, message=exc.message, status=exc.status
-                )
-            )
+            return pages.error(
+                brand=self._brand, title=exc.title, message=exc.message, status=exc.status
+            ).outcome()
         state = (
             next((v for n, v in query if n == "state"), None) if names.count("state") == 1 else None
         )
@@ -181,45 +170,36 @@ class AuthorizationEndpoint:
         try:
             fields = _single(form)
         except _RedirectError:
-            return self._page(
-                pages.error(
-                    brand=self._brand, title="Invalid request", message="The form was malformed."
-                )
-            )
+            return pages.error(
+                brand=self._brand, title="Invalid request", message="The form was malformed."
+            ).outcome()
         request = self._open_request(fields.get("request"), now)
         if request is None:
-            return self._page(
-                pages.error(
-                    brand=self._brand,
-                    title="Invalid request",
-                    message=(
-                        "The sign-in form has expired or was altered. "
-                        "Start again from the application."
-                    ),
-                )
-            )
+            return pages.error(
+                brand=self._brand,
+                title="Invalid request",
+                message=(
+                    "The sign-in form has expired or was altered. Start again from the application."
+                ),
+            ).outcome()
         if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf")):
-            return self._page(
-                pages.error(
-                    brand=self._brand,
-                    title="Session expired",
-                    message=(
-                        "Your sign-in form is no longer valid. "
-                        "Go back to the application and start again."
-                    ),
-                    status=403,
-                )
-            )
+            return pages.error(
+                brand=self._brand,
+                title="Session expired",
+                message=(
+                    "Your sign-in form is no longer valid. "
+                    "Go back to the application and start again."
+                ),
+                status=403,
+            ).outcome()
         try:
             client, redirect_uri = self._client_and_redirect(
                 request.client_id, request.redirect_uri
             )
         except _PageError as exc:
-            return self._page(
-                pages.error(
-                    brand=self._brand, title=exc.title, message=exc.message, status=exc.status
-                )
-            )
+            return pages.error(
+                brand=self._brand, title=exc.title, message=exc.message, status=exc.status
+            ).outcome()
         step = fields.get("step")
         if step == "login":
             try:
@@ -320,18 +300,16 @@ class AuthorizationEndpoint:
             return self._login_page(client, request, cookies, now)
         if client.first_party:
             return self._issue_code(client, request, session, now)
-        nonce, set_cookie = self._nonce(cookies)
-        outcome = self._page(
-            pages.consent(
-                brand=self._brand,
-                client_name=client.name,
-                username=session.username,
-                scopes=request.scope.split(),
-                action=AUTHORIZE_PATH,
-                request_blob=self._request_blob(request, now),
-                csrf=self._signer.csrf_token(nonce),
-            )
-        )
+        nonce, set_cookie = csrf_nonce(cookies, secure=self._secure)
+        outcome = pages.consent(
+            brand=self._brand,
+            client_name=client.name,
+            username=session.username,
+            scopes=request.scope.split(),
+            action=AUTHORIZE_PATH,
+            request_blob=self._request_blob(request, now),
+            csrf=self._signer.csrf_token(nonce),
+        ).outcome()
         outcome.cookies.extend(set_cookie)
         return outcome
 
@@ -344,18 +322,16 @@ class AuthorizationEndpoint:
         error: str = "",
         username: str = "",
     ) -> Outcome:
-        nonce, set_cookie = self._nonce(cookies)
-        outcome = self._page(
-            pages.login(
-                brand=self._brand,
-                client_name=client.name,
-                action=AUTHORIZE_PATH,
-                request_blob=self._request_blob(request, now),
-                csrf=self._signer.csrf_token(nonce),
-                error=error,
-                username=username,
-            )
-        )
+        nonce, set_cookie = csrf_nonce(cookies, secure=self._secure)
+        outcome = pages.login(
+            brand=self._brand,
+            client_name=client.name,
+            action=AUTHORIZE_PATH,
+            request_blob=self._request_blob(request, now),
+            csrf=self._signer.csrf_token(nonce),
+            error=error,
+            username=username,
+        ).outcome()
         outcome.cookies.extend(set_cookie)
         return outcome
 
@@ -401,13 +377,6 @@ class AuthorizationEndpoint:
             return None
         return AuthRequest(**data["request"])
 
-    def _nonce(self, cookies: dict[str, str | None]) -> tuple[str, list[str]]:
-        existing = cookies.get(CSRF_COOKIE)
-        if existing:
-            return existing, []
-        nonce = new_nonce()
-        return nonce, [cookie(CSRF_COOKIE, nonce, secure=self._secure, max_age=3600)]
-
     def _redirect_error(
         self, redirect_uri: str, error: str, description: str, state: str | None
     ) -> Outcome:
@@ -418,6 +387,3 @@ class AuthorizationEndpoint:
         return Outcome(
             303, {"Location": append_query(redirect_uri, params), "Cache-Control": "no-store"}
         )
-
-    def _page(self, page: pages.Page) -> Outcome:
-        return Outcome(page.status, dict(pages.SECURITY_HEADERS), page.html)

@@ -116,7 +116,7 @@ def source_ip(current_request: Any) -> str | None:
 
 
 def page_call(handler: Callable[[], Any]) -> Response:
-    """Run a page handler (returns ``chalicelib.authorize.Outcome``); faults become HTML pages."""
+    """Run a page handler (returns ``chalicelib.pages.Outcome``); faults become HTML pages."""
     from chalicelib import pages
 
     try:

@@ -7,7 +7,7 @@ Content-Security-Policy and ``X-Frame-Options: DENY`` (clickjacking on a login p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 
 SECURITY_HEADERS = {
@@ -70,10 +70,23 @@ td[data-label]::before{content:attr(data-label) ": ";font-weight:600}}
 """
 
 
+@dataclass
+class Outcome:
+    """What the HTTP layer should send: a page or a redirect, plus cookies to set."""
+
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    cookies: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     html: str
     status: int = 200
+
+    def outcome(self) -> Outcome:
+        return Outcome(self.status, dict(SECURITY_HEADERS), self.html)
 
 
 def _layout(title: str, body: str, brand: str, wide: bool = False) -> str:

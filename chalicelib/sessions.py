@@ -129,3 +129,12 @@ def read_cookie(header: str | None, name: str) -> str | None:
         if k == name:
             return v
     return None
+
+
+def csrf_nonce(cookies: dict[str, str | None], *, secure: bool) -> tuple[str, list[str]]:
+    """The browser's CSRF nonce, and the Set-Cookie to send when it has none yet."""
+    existing = cookies.get(CSRF_COOKIE)
+    if existing:
+        return existing, []
+    nonce = new_nonce()
+    return nonce, [cookie(CSRF_COOKIE, nonce, secure=secure, max_age=3600)]
