@@ -324,7 +324,7 @@ def test_dev_and_prod_differ_only_in_configuration() -> None:
 
 def test_readme_configuration_table_lists_every_setting_with_dev_and_prod() -> None:
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("<!-- section: configuration -->", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("## Configuration per stage\n", 1)[1].split("\n## ", 1)[0]
     rows = {m[1]: m[0] for m in re.finditer(r"^\| `(TESSERA_\w+)`.*$", section, flags=re.MULTILINE)}
     settings = set(re.findall(r'"(TESSERA_\w+)"', (ROOT / "chalicelib" / "config.py").read_text()))
     assert settings - set(rows) == set(), "add these to the README configuration table"
