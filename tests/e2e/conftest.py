@@ -27,6 +27,7 @@ Mark end-to-end test modules with ``pytestmark = pytest.mark.e2e``. Requests ove
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -156,10 +157,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
-@pytest.fixture(scope="session")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+@contextlib.contextmanager
+def running_stack(workdir: Path, **extra_env: str) -> Iterator[LocalStack]:
+    """Start ``python -m infra.local_stack`` on free ports (with ``extra_env`` on top of this
+    process's environment), wait until it serves, and stop it on exit."""
     api_port, emulator_port = _free_ports(2)
-    workdir = tmp_path_factory.mktemp("local-stack")
     env = {
         k: v
         for k, v in os.environ.items()
@@ -171,6 +173,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
             "EMULATOR_PORT": str(emulator_port),
             "TESSERA_LOCAL_STATE": str(workdir / "local-stack.json"),
             "PYTHONUNBUFFERED": "1",
+            **extra_env,
         }
     )
     stack = LocalStack(
@@ -194,3 +197,9 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         yield stack
     finally:
         _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with running_stack(tmp_path_factory.mktemp("local-stack")) as stack:
+        yield stack

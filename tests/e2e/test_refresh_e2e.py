@@ -5,7 +5,6 @@ successor, with the retry window on (the default stack) and off (a second stack,
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,13 +16,7 @@ import requests
 from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 
-from tests.e2e.conftest import (
-    LocalStack,
-    _free_ports,
-    _local_audience,
-    _stop,
-    _wait_until_serving,
-)
+from tests.e2e.conftest import LocalStack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -180,48 +173,10 @@ def test_parallel_refreshes_with_window_on_all_carry_the_same_successor(local_st
 @pytest.fixture(scope="module")
 def stack_without_window(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """A second local stack with TESSERA_REFRESH_RETRY_WINDOW=0 (the stack reads the env)."""
-    import subprocess
-    import sys
-
-    from tests.e2e.conftest import ROOT
-
-    api_port, emulator_port = _free_ports(2)
-    workdir = tmp_path_factory.mktemp("stack-window-0")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("AWS_ENDPOINT_URL") and k not in {"AWS_PROFILE", "AWS_SESSION_TOKEN"}
-    }
-    env.update(
-        {
-            "API_PORT": str(api_port),
-            "EMULATOR_PORT": str(emulator_port),
-            "TESSERA_LOCAL_STATE": str(workdir / "local-stack.json"),
-            "TESSERA_REFRESH_RETRY_WINDOW": "0",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    stack = LocalStack(
-        base_url=f"http://127.0.0.1:{api_port}",
-        emulator_url=f"http://127.0.0.1:{emulator_port}",
-        audience=_local_audience(),
-        env=env,
-        log_path=workdir / "output.log",
-    )
-    with stack.log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "infra.local_stack"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_until_serving(proc, stack)
+    with running_stack(
+        tmp_path_factory.mktemp("stack-window-0"), TESSERA_REFRESH_RETRY_WINDOW="0"
+    ) as stack:
         yield stack
-    finally:
-        _stop(proc)
 
 
 def test_parallel_refreshes_with_window_off_have_exactly_one_success(stack_without_window):
