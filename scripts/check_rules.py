@@ -6,7 +6,7 @@
    signature is an error (runtime code: app.py, chalicelib/).
 3. No HS256/HS384/HS512 and no ``"none"`` algorithm in the token validation path
    (chalicelib/jose.py, access_tokens.py, authorizer.py, introspection.py).
-4. No ``app.debug = True`` anywhere.
+4. No ``app.debug`` switched on anywhere (tracebacks in 500 bodies).
 5. No ``print`` or log call whose arguments mention a variable named token, secret or password
    (runtime code). Log the ``jti``, family id or a hash prefix instead.
 
