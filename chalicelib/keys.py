@@ -199,7 +199,11 @@ class VerifyingKeyRing:
         if self._secret.version == self._version:
             return
         entries = parse_key_set(raw)
-        self._verifiers = {e.kid: jose.load_verifying_key(e.jwk) for e in entries}
+        try:
+            self._verifiers = {e.kid: jose.load_verifying_key(e.jwk) for e in entries}
+        except jose.JoseError as exc:
+            # A stored key that cannot be loaded is a deployment fault: fail closed (503).
+            raise KeySetError("public key set holds an unusable key") from exc
         self._jwks = [self._verifiers[e.kid].public_jwk() for e in entries]
         self._version = self._secret.version
 

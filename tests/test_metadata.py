@@ -149,3 +149,17 @@ def test_jwks_is_cacheable_for_a_bounded_time(app_client):
     r = jwks(app_client)
     assert r.headers["Cache-Control"] == "public, max-age=300"
     assert r.headers["Content-Type"] == "application/json"
+
+
+def test_jwks_with_an_unusable_public_key_is_503_not_500(app_client, aws):
+    import json as _json
+
+    sm = aws.client("secretsmanager")
+    secret_id = "tessera/test/public-keys"
+    doc = _json.loads(sm.get_secret_value(SecretId=secret_id)["SecretString"])
+    doc["keys"][0]["jwk"]["d"] = doc["keys"][0]["jwk"]["x"]  # private material: refused
+    sm.put_secret_value(SecretId=secret_id, SecretString=_json.dumps(doc))
+    resp = app_client.http.get("/.well-known/jwks.json")
+    assert resp.status_code == 503
+    assert _json.loads(resp.body)["error"] == "temporarily_unavailable"
+    assert resp.headers["Retry-After"]
