@@ -71,11 +71,17 @@ class CodeStore:
                 ConditionExpression="attribute_not_exists(pk)",
             )
 
-    def redeem(self, code: str, now: int) -> CodeGrant | None:
-        """Mark the code used and return its grant; None if unknown or expired.
+    def redeem(self, code: str, now: int, family_id: str | None = None) -> CodeGrant | None:
+        """Mark the code used (recording the refresh-token family its tokens will belong to, in
+        the same write) and return its grant; None if unknown or expired.
 
         Raises ``CodeAlreadyUsed`` when the code was redeemed before.
         """
+        update = "SET used = :t, used_at = :now"
+        values = {":t": {"BOOL": True}, ":f": {"BOOL": False}, ":now": {"N": str(now)}}
+        if family_id is not None:
+            update += ", family_id = :fid"
+            values[":fid"] = {"S": family_id}
         from botocore.exceptions import ClientError
 
         with aws.translate_faults("dynamodb"):
@@ -83,13 +89,9 @@ class CodeStore:
                 resp = self._ddb.update_item(
                     TableName=self._table,
                     Key=_key(code),
-                    UpdateExpression="SET used = :t, used_at = :now",
+                    UpdateExpression=update,
                     ConditionExpression="attribute_exists(pk) AND used = :f",
-                    ExpressionAttributeValues={
-                        ":t": {"BOOL": True},
-                        ":f": {"BOOL": False},
-                        ":now": {"N": str(now)},
-                    },
+                    ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
@@ -112,13 +114,3 @@ class CodeStore:
             scope=v["scope"],
             expires_at=int(v["expires_at"]),
         )
-
-    def record_family(self, code: str, family_id: str) -> None:
-        """Remember which family the code started, so a re-use can revoke it."""
-        with aws.translate_faults("dynamodb"):
-            self._ddb.update_item(
-                TableName=self._table,
-                Key=_key(code),
-                UpdateExpression="SET family_id = :f",
-                ExpressionAttributeValues={":f": {"S": family_id}},
-            )

@@ -49,7 +49,7 @@ from chalicelib.grant_store import (
     TokenRecord,
 )
 from chalicelib.peppers import Pepper
-from chalicelib.token_endpoint import IssuedRefresh, RotatedRefresh
+from chalicelib.token_endpoint import IssuedRefresh, RotatedRefresh, new_family_id
 
 log = logging.getLogger("tessera.refresh")
 
@@ -134,13 +134,22 @@ class RefreshTokens:
     # -- RefreshGrants -------------------------------------------------------------------------
 
     def start(
-        self, *, client: Client, subject: str, username: str, scope: str, now: int
+        self,
+        *,
+        client: Client,
+        subject: str,
+        username: str,
+        scope: str,
+        now: int,
+        family_id: str | None = None,
     ) -> IssuedRefresh:
+        """A new family and its first token. ``family_id`` may be chosen by the caller (the code
+        grant records it on the code before any token exists, so a re-used code finds it)."""
         pepper = self._peppers.current()
         token = f"{PREFIX}{pepper.id}_{secrets.token_urlsafe(RANDOM_BYTES)}"
         expires = now + self._absolute_ttl
         family = Family(
-            family_id=secrets.token_hex(16),
+            family_id=family_id or new_family_id(),
             user_id=subject,
             username=username,
             client_id=client.client_id,

@@ -10,6 +10,7 @@ a token is returned only after every write it depends on has committed.
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -51,11 +52,23 @@ class RotatedRefresh:
     scope: str  # the scope of the new access token (possibly narrowed)
 
 
+def new_family_id() -> str:
+    """A refresh-token family (one grant) id: 128 random bits."""
+    return secrets.token_hex(16)
+
+
 class RefreshGrants(Protocol):
     """Refresh-token families (implemented by ``chalicelib.refresh_tokens``)."""
 
     def start(
-        self, *, client: Client, subject: str, username: str, scope: str, now: int
+        self,
+        *,
+        client: Client,
+        subject: str,
+        username: str,
+        scope: str,
+        now: int,
+        family_id: str | None = None,
     ) -> IssuedRefresh: ...
 
     def rotate(
@@ -164,8 +177,12 @@ class TokenEndpoint:
         verifier = form.get("code_verifier")
         if verifier is not None and not pkce.valid_verifier(verifier):
             raise InvalidGrant("code_verifier must be 43-128 unreserved characters")
+        # The family id is fixed before the code is burnt and recorded in the same write, so a
+        # concurrent second redemption always finds what to revoke.
+        issues_refresh = self._refresh is not None and client.allows("refresh_token")
+        family_id = new_family_id() if issues_refresh else None
         try:
-            grant = self._codes.redeem(code, now)
+            grant = self._codes.redeem(code, now, family_id)
         except CodeAlreadyUsed as used:
             # §4.1.2: a code used twice may be stolen; revoke what its first use issued.
             if used.family_id and self._refresh is not None:
@@ -187,15 +204,15 @@ class TokenEndpoint:
         elif verifier is not None or client.public:
             raise InvalidGrant("PKCE verification failed")
         refresh = None
-        if self._refresh is not None and client.allows("refresh_token"):
+        if self._refresh is not None and family_id is not None:
             refresh = self._refresh.start(
                 client=client,
                 subject=grant.user_id,
                 username=grant.username,
                 scope=grant.scope,
                 now=now,
+                family_id=family_id,
             )
-            self._codes.record_family(code, refresh.family_id)
         return self._respond(
             client, subject=grant.user_id, scope=grant.scope, now=now, refresh=refresh
         )
