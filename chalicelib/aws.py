@@ -79,19 +79,6 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-def is_transient(exc: BaseException) -> bool:
-    from botocore.exceptions import (
-        ClientError,
-        ConnectionError,
-        HTTPClientError,
-        ReadTimeoutError,
-    )
-
-    if isinstance(exc, ClientError):
-        return error_code(exc) in TRANSIENT_CODES
-    return isinstance(exc, ConnectionError | HTTPClientError | ReadTimeoutError)
-
-
 @contextmanager
 def translate_faults(service: str) -> Iterator[None]:
     """Turn any botocore failure left after retries into ``BackendUnavailable``.
