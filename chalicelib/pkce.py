@@ -16,7 +16,6 @@ import re
 # fullmatch, not "$": "$" also matches before a trailing newline.
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 _CHALLENGE = re.compile(r"[A-Za-z0-9\-_]{43}")
-METHODS = ("S256",)
 
 
 def valid_verifier(verifier: str) -> bool:
