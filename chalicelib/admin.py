@@ -35,7 +35,7 @@ from chalicelib.clients import (
 from chalicelib.config import local_state_path
 from chalicelib.faults import BackendUnavailable
 from chalicelib.passwords import hash_password
-from chalicelib.token_endpoint import parse_scope
+from chalicelib.scopes import parse_scope
 from chalicelib.users import (
     InvalidUsername,
     User,

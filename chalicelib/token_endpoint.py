@@ -29,13 +29,11 @@ from chalicelib.errors import (
 )
 from chalicelib.forms import OAuthRequest
 from chalicelib.keys import KeySetError, SigningKeyRing
-from chalicelib.login import BAD_CREDENTIALS, LoginGuard, authenticate
+from chalicelib.login import LoginGuard, authenticate
 from chalicelib.scopes import parse_scope, resolve_scope
 from chalicelib.users import UserStore
 
 log = logging.getLogger("tessera.token")
-
-__all__ = ["BAD_CREDENTIALS", "LoginGuard", "TokenEndpoint", "parse_scope", "resolve_scope"]
 
 
 @dataclass(frozen=True, slots=True)
