@@ -13,7 +13,7 @@ import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from chalicelib import jose
 
@@ -45,6 +45,13 @@ class AccessTokenClaims:
     @property
     def scopes(self) -> frozenset[str]:
         return frozenset(self.scope.split())
+
+
+class RevocationCheck(Protocol):
+    """Whether a valid token was revoked since: its ``jti`` deny-listed or its family (``sid``)
+    revoked (``GrantStore.is_revoked``; used by the authorizer and by introspection)."""
+
+    def is_revoked(self, jti: str, sid: str | None) -> bool: ...
 
 
 def issue(

@@ -24,7 +24,7 @@ import logging
 import re
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any
 
 from chalicelib import access_tokens, jose, routes_scopes
 from chalicelib.clock import Clock
@@ -50,10 +50,6 @@ class AuthorizerUnavailable(Exception):
 
     def __init__(self) -> None:
         super().__init__("authorizer unavailable")
-
-
-class RevocationLookup(Protocol):
-    def is_revoked(self, jti: str, family_id: str | None) -> bool: ...
 
 
 def bearer_token(header: object) -> str | None:
@@ -116,7 +112,7 @@ class Authorizer:
         audience: str,
         leeway: int,
         clock: Clock,
-        revocation: RevocationLookup | None = None,
+        revocation: access_tokens.RevocationCheck | None = None,
     ) -> None:
         self._key_for = key_for
         self._issuer = issuer

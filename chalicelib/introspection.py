@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from chalicelib import access_tokens
 from chalicelib.client_auth import ClientLookup, authenticate_client
@@ -35,10 +35,6 @@ from chalicelib.revocation import Verifiers
 INACTIVE: dict[str, Any] = {"active": False}
 
 
-class RevocationCheck(Protocol):
-    def is_revoked(self, jti: str, sid: str | None) -> bool: ...
-
-
 class IntrospectionEndpoint:
     def __init__(
         self,
@@ -47,7 +43,7 @@ class IntrospectionEndpoint:
         clock: Clock,
         clients: ClientLookup,
         refresh: RefreshTokens,
-        revocations: RevocationCheck,
+        revocations: access_tokens.RevocationCheck,
         keys: Verifiers,
     ) -> None:
         self._s = settings
