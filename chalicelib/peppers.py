@@ -10,8 +10,9 @@ Exactly one pepper is ``current``: new refresh tokens are hashed (and successors
 (``tessera_rt_<pepper id>_<random>``), so a lookup is one ``GetItem`` whatever the set holds; a
 token whose pepper has left the set can no longer be found, i.e. it is invalid.
 
-This module is the one place that parses and caches the set; the rotation function reuses
-``parse_pepper_set``/``dump_pepper_set``/``new_pepper`` and ``PepperRing``.
+This module parses and caches the set for the API. The rotation function (``chalicelib.rotation``)
+reads and writes it with its own code, which keeps the rotation stamps, and checks every set it
+would write with ``parse_pepper_set``.
 """
 
 from __future__ import annotations
