@@ -5,8 +5,9 @@ Two kinds of line, both from here so their shape is decided in one place:
 - ``{"log": "request", ...}``: one per HTTP request (request id, endpoint, method, client id, grant
   type, outcome, error code, status, latency in ms), written by the HTTP middleware in app.py.
 - ``{"log": "audit", "event": ...}``: security events — ``token_issued``,
-  ``refresh_rotated``, ``refresh_reuse`` (family revoked), ``revoked``, ``lockout``,
-  ``login_refused``, ``user_unlocked``, ``key_rotated`` — through ``event()``.
+  ``refresh_rotated``, ``refresh_reuse`` (family revoked), ``refresh_family_revoked``,
+  ``access_token_revoked``, ``code_reuse``, ``lockout``, ``login_refused``, ``user_unlocked``,
+  ``key_rotated`` — through ``event()``.
 
 Logging policy: never a token, secret, password or raw Authorization header. Identify tokens
 by ``jti`` or family id, users by id (or a hash prefix of the username, see ``login_guard``),

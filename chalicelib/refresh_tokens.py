@@ -6,8 +6,9 @@ Format: ``tessera_rt_<pepper id>_<43 base64url chars>`` = 256 bits, opaque, with
 scanners can match. The table stores ``HMAC-SHA256(pepper, token)`` only. The pepper id inside the
 token picks the pepper, so a lookup is one ``GetItem`` even while an old pepper is being retired.
 
-Families: the password grant starts a family (one grant: user + client + scope); every refresh
-rotates it, retiring the presented token and storing its successor in ONE conditional transaction.
+Families: the password and authorization-code grants start a family (one grant: user + client +
+scope); every refresh rotates it, retiring the presented token and storing its successor in ONE
+conditional transaction.
 
 Retry window: a client that lost the response of a refresh (or two tabs refreshing at once)
 re-presents the token it just rotated. Inside the window it gets the *same* successor back, and a
