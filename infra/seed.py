@@ -1,7 +1,7 @@
-"""First contents of the secrets on a new stack: a key set (and, with the refresh issue, a pepper).
+"""First contents of a new stack: a signing-key set, a refresh-token pepper and the demo data.
 
-Used by the local stack and the tests. In AWS the rotation function's ``createSecret`` step does the
-same when it finds an empty set (the rotation schedule rotates once on creation).
+Used by the local stack and the tests. In AWS the rotation function's ``createSecret`` step fills
+an empty key or pepper set the same way (the rotation schedule rotates once on creation).
 """
 
 from __future__ import annotations
