@@ -147,7 +147,6 @@ def with_cors(response: Response, request: OAuthRequest, clients: Any) -> Respon
     """Let a browser app read the answer when the request comes from one of its redirect URIs'
     origins (chalicelib.cors). The client is named by ``client_id`` in the form body."""
     from chalicelib.cors import allow_origin
-    from chalicelib.errors import OAuthError as _OAuthError
 
     origin = request.headers.get("origin")
     if not origin:
@@ -155,7 +154,7 @@ def with_cors(response: Response, request: OAuthRequest, clients: Any) -> Respon
     try:
         client_id = request.form().get("client_id")
         client = clients.get(client_id) if client_id else None
-    except (_OAuthError, BackendUnavailable):
+    except (OAuthError, BackendUnavailable):
         client = None
     allowed = allow_origin(origin, client)
     if allowed is not None:
