@@ -1,7 +1,8 @@
 """Wiring: builds each service once per container, lazily, from settings and AWS clients.
 
 Nothing here runs at import. Each Lambda pays only for what it touches: the authorizer builds the
-verifying key ring and nothing else. Tests call ``reset()`` between cases (and may swap the clock).
+verifying key ring and, where enabled, the revocation check, nothing else. Tests call ``reset()``
+between cases (and may swap the clock).
 """
 
 from __future__ import annotations
