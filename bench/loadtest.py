@@ -27,12 +27,13 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, urlencode
+
+from bench.localstack import wait_ready
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -219,20 +220,6 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the local stack exited")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback only
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError("the local stack did not start")
-
-
 def main() -> int:
     seconds = min(float(os.environ.get("LOADTEST_SECONDS", "30")), MAX_SECONDS)
     api_port, emulator_port = _free_port(), _free_port()
@@ -251,7 +238,7 @@ def main() -> int:
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_ready(f"http://{HOST}:{api_port}/.well-known/jwks.json", stack, 90)
+            wait_ready(f"http://{HOST}:{api_port}/.well-known/jwks.json", stack, 90)
             return _run(api_port, state, seconds)
         finally:
             stack.terminate()

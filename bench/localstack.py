@@ -21,7 +21,8 @@ from typing import Any
 from bench import common, events, loadgen
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[Any], timeout: float) -> None:
+    """Poll ``url`` until the local stack answers 200 (or exits, or ``timeout`` passes)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -55,7 +56,7 @@ def main(argv: list[str]) -> int:
         )
         try:
             api = f"http://127.0.0.1:{api_port}"
-            _wait_ready(api + "/.well-known/jwks.json", stack, 60)
+            wait_ready(api + "/.well-known/jwks.json", stack, 60)
             created = subprocess.run(
                 [
                     sys.executable,

@@ -94,6 +94,35 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _CLAIMS_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
 
 
+class ValidationSettings(Protocol):
+    @property
+    def issuer(self) -> str: ...
+
+    @property
+    def audience(self) -> str: ...
+
+    @property
+    def clock_leeway(self) -> int: ...
+
+
+def validate_for(
+    token: str,
+    key_for: Callable[[str], jose.VerifyingKey | None],
+    settings: ValidationSettings,
+    now: float,
+) -> AccessTokenClaims:
+    """``validate`` with the stage's issuer, audience and leeway: the one call introspection and
+    revocation share, so both apply exactly the same rules."""
+    return validate(
+        token,
+        key_for,
+        issuer=settings.issuer,
+        audience=settings.audience,
+        now=now,
+        leeway=settings.clock_leeway,
+    )
+
+
 def _int_claim(payload: dict[str, Any], name: str, required: bool) -> int | None:
     value = payload.get(name)
     if value is None and not required:

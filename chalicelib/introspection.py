@@ -76,14 +76,7 @@ class IntrospectionEndpoint:
 
     def _access_token(self, caller: Client, token: str, now: int) -> dict[str, Any]:
         try:
-            claims = access_tokens.validate(
-                token,
-                self._keys.verifier,
-                issuer=self._s.issuer,
-                audience=self._s.audience,
-                now=now,
-                leeway=self._s.clock_leeway,
-            )
+            claims = access_tokens.validate_for(token, self._keys.verifier, self._s, now)
         except access_tokens.InvalidToken:
             return dict(INACTIVE)
         if now >= claims.exp:  # the validator's leeway is for clock skew, not for us

@@ -90,14 +90,7 @@ class RevocationEndpoint:
 
     def _revoke_access(self, client_id: str, token: str, now: int) -> None:
         try:
-            claims = access_tokens.validate(
-                token,
-                self._keys.verifier,
-                issuer=self._s.issuer,
-                audience=self._s.audience,
-                now=now,
-                leeway=self._s.clock_leeway,
-            )
+            claims = access_tokens.validate_for(token, self._keys.verifier, self._s, now)
         except access_tokens.InvalidToken:
             return  # invalid or expired: nothing to do (RFC 7009 §2.2)
         if claims.client_id != client_id:
