@@ -103,6 +103,7 @@ deploy: $(STAMP)
 	aws cloudformation deploy --stack-name tessera-$(STAGE)-infra --template-file infra/template.yaml \
 		--parameter-overrides $$($(PY) -m infra.wire --stage $(STAGE) parameters) --no-fail-on-empty-changeset
 	$(PY) -m infra.wire --stage $(STAGE) gateway-responses
+	$(PY) -m infra.wire --stage $(STAGE) authorizer-handler
 
 # Single-stack path: the artifact of `make package`, uploaded to BUCKET and deployed as tessera-STAGE.
 deploy-stack: package

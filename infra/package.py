@@ -8,7 +8,8 @@
    ``Fn::GetAtt`` of the function Chalice generates, so one stack holds everything. The gateway
    responses (``infra/gateway-responses.yaml``) go into the REST API's OpenAPI definition, so they
    are part of every API deployment; outputs add the issuer, the JWKS URL and the authorizer's ARN
-   (``chalice package`` exports neither).
+   (``chalice package`` exports neither); the authorizer function's handler becomes
+   ``chalicelib.authorizer_lambda.handler``, which does not import Chalice.
 2. ``chalice package --merge-template``: ``sam.json`` and ``deployment.zip``. It needs a region but
    no credentials; it fetches the Lambda wheels of requirements.txt from the package index.
 3. ``.pyc`` files compiled by this interpreter (the runtime's minor version, which Chalice also
@@ -38,6 +39,9 @@ from infra.provision import load_template
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_RESPONSES = Path(__file__).with_name("gateway-responses.yaml")
 ROTATION_FUNCTION = "rotate_keys"  # @app.lambda_function name in app.py; Secrets Manager invokes it
+# The authorizer function's handler in AWS: a plain module, not app.py (tests/test_infra.py checks
+# that it resolves).
+AUTHORIZER_HANDLER = "chalicelib.authorizer_lambda.handler"
 DEFAULT_REGION = "us-east-1"  # chalice package needs one; the template itself is region-neutral
 
 # The condition of infra/template.yaml that guards the resources needing the rotation function's
@@ -125,6 +129,9 @@ def merge_template(stage: str) -> dict[str, Any]:
             "DefinitionBody": {"x-amazon-apigateway-gateway-responses": gateway_responses()}
         }
     }
+    # The authorizer runs as a plain handler, without importing app.py and Chalice
+    # (chalicelib/authorizer_lambda.py): merged over the function Chalice generates.
+    doc["Resources"][cfn_name(authorizer)] = {"Properties": {"Handler": AUTHORIZER_HANDLER}}
     authorizer_arn = {"Fn::GetAtt": [cfn_name(authorizer), "Arn"]}
     doc["Outputs"].update(
         {

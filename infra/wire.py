@@ -2,14 +2,18 @@
 
     python -m infra.wire --stage dev parameters         # RotationFunctionArn=... (infra stack)
     python -m infra.wire --stage dev gateway-responses  # RFC 6750 answers on the deployed API
+    python -m infra.wire --stage dev authorizer-handler # the authorizer without Chalice
     python -m infra.wire gateway-responses --rest-api-id ID --api-stage STAGE  # on another API
 
 The infra stack (infra/template.yaml) must not reference Chalice's functions, so it takes the
 rotation function's ARN as a parameter, read here from ``.chalice/deployed/<stage>.json``.
 The gateway responses cannot live in that stack: ``chalice deploy`` re-imports the API definition
 in ``overwrite`` mode on every run, which drops them, so this puts them back after each deploy and
-redeploys the stage (gateway responses take effect with a deployment). The packaged single-stack
-path does not need this module: there they are part of the API's definition (infra/package.py).
+redeploys the stage (gateway responses take effect with a deployment). ``chalice deploy`` also sets
+every function's handler to ``app.<name>``; the authorizer's is then switched to the plain module
+``chalicelib.authorizer_lambda.handler`` (same answers, without importing Chalice at cold start).
+The packaged single-stack path does not need this module: there both are part of the template
+(infra/package.py).
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from infra.package import ROOT, ROTATION_FUNCTION, gateway_responses, stage_config
+from infra.package import (
+    AUTHORIZER_HANDLER,
+    ROOT,
+    ROTATION_FUNCTION,
+    app_functions,
+    gateway_responses,
+    stage_config,
+)
 
 
 def deployed(stage: str, project: Path = ROOT) -> dict[str, dict[str, Any]]:
@@ -57,12 +68,25 @@ def put_gateway_responses(apigateway: Any, rest_api_id: str, api_stage: str) -> 
     return sorted(responses)
 
 
+def set_authorizer_handler(lambda_client: Any, function_arn: str) -> str:
+    """Point the deployed authorizer function at the plain handler; waits for Lambda to apply
+    it (a function being updated refuses another update, and chalice deploy just updated it)."""
+    waiter = lambda_client.get_waiter("function_updated_v2")
+    waiter.wait(FunctionName=function_arn)
+    lambda_client.update_function_configuration(
+        FunctionName=function_arn, Handler=AUTHORIZER_HANDLER
+    )
+    waiter.wait(FunctionName=function_arn)
+    handler: str = lambda_client.get_function_configuration(FunctionName=function_arn)["Handler"]
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m infra.wire", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--stage", default="dev")
-    parser.add_argument("action", choices=["parameters", "gateway-responses"])
+    parser.add_argument("action", choices=["parameters", "gateway-responses", "authorizer-handler"])
     parser.add_argument("--rest-api-id", help="another REST API (default: this stage's)")
     parser.add_argument("--api-stage", help="its stage (default: this stage's api_gateway_stage)")
     args = parser.parse_args(argv)
@@ -71,6 +95,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import boto3
 
+    if args.action == "authorizer-handler":
+        name = app_functions()[0]
+        function = deployed(args.stage).get(name)
+        if function is None:
+            raise SystemExit(f"chalice deploy recorded no {name!r} function")
+        handler = set_authorizer_handler(boto3.client("lambda"), function["lambda_arn"])
+        print(f"{name}: handler {handler}")
+        return 0
     api_id = args.rest_api_id
     if api_id is None:
         rest_api = deployed(args.stage).get("rest_api")

@@ -179,8 +179,20 @@ class Calls:
 Invoke = Callable[..., dict[str, Any]]
 
 
-def invoker(client: Any) -> Invoke:
-    """Call the authorizer Lambda the way API Gateway does (a TOKEN event)."""
+# The authorizer's two entry points: Chalice's (``app.tessera_authorizer``, run by chalice local)
+# and the plain handler the deployed function names (chalicelib/authorizer_lambda.py).
+ENTRY_POINTS = ("chalice", "plain")
+
+
+def invoker(client: Any, entry: str = "chalice") -> Invoke:
+    """Call the authorizer Lambda the way API Gateway does (a TOKEN event), through ``entry``."""
+    if entry == "plain":
+        from chalicelib.authorizer_lambda import handler
+
+        def plain(authorization: str, route: str = "GET/people") -> dict[str, Any]:
+            return handler(event(authorization, route), None)
+
+        return plain
 
     def call(authorization: str, route: str = "GET/people") -> dict[str, Any]:
         result: dict[str, Any] = client.lambda_.invoke(

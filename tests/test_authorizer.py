@@ -21,7 +21,9 @@ from chalicelib.authorizer import AuthorizerUnavailable
 from chalicelib.clock import FakeClock
 from chalicelib.config import settings
 from tests.authorizer_support import (
+    ARN_PREFIX,
     AUTHORIZER,
+    ENTRY_POINTS,
     Calls,
     Forge,
     Invoke,
@@ -40,9 +42,9 @@ def forge(app_client: Any, clock: FakeClock) -> Forge:
     return Forge(services.signing_keys().current(), clock.now())
 
 
-@pytest.fixture
-def invoke(app_client: Any) -> Invoke:
-    return invoker(app_client)
+@pytest.fixture(params=ENTRY_POINTS)
+def invoke(app_client: Any, request: pytest.FixtureRequest) -> Invoke:
+    return invoker(app_client, request.param)
 
 
 @pytest.fixture
@@ -201,6 +203,22 @@ def test_unparsable_method_arn_is_a_fault_not_an_allow(app_client, forge):
                 "methodArn": "nonsense",
             },
         )
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [None, [], "Bearer x", {}, {"methodArn": ARN_PREFIX + "/GET/people"}, {"type": "TOKEN"}],
+)
+def test_plain_handler_never_allows_an_event_that_is_not_api_gateways(app_client, forge, malformed):
+    """The deployed entry point reads the event itself: without a token it is 401, with a token
+    but no method ARN a fault; never a policy, never a KeyError."""
+    from chalicelib.authorizer import Unauthorized
+    from chalicelib.authorizer_lambda import handler
+
+    with pytest.raises(Unauthorized):
+        handler(malformed, None)
+    with pytest.raises(AuthorizerUnavailable):
+        handler({"type": "TOKEN", "authorizationToken": "Bearer " + forge.token()}, None)
 
 
 # --- revocation ------------------------------------------------------------------------------

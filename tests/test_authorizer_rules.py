@@ -39,6 +39,7 @@ from tests.authorizer_support import (
     ATTACKER_RSA,
     AUTHORIZER,
     DROP,
+    ENTRY_POINTS,
     EVERY_ROUTE,
     Forge,
     Invoke,
@@ -91,9 +92,9 @@ def forge(world: World) -> Forge:
     return world.forge
 
 
-@pytest.fixture
-def invoke(world: World) -> Invoke:
-    return invoker(world.client)
+@pytest.fixture(params=ENTRY_POINTS)
+def invoke(world: World, request: pytest.FixtureRequest) -> Invoke:
+    return invoker(world.client, request.param)
 
 
 @pytest.fixture

@@ -498,3 +498,57 @@ def test_gateway_responses_are_put_back_on_the_deployed_api(env: dict[str, str])
     assert got["statusCode"] == "401"
     assert got["responseParameters"] == expected["responseParameters"]
     assert [s["stageName"] for s in stages] == ["api"]
+
+
+def test_packaged_authorizer_runs_the_plain_handler_without_chalice_or_botocore(
+    packaged: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
+    """The authorizer's cold start must not pay for Chalice (chalicelib/authorizer_lambda.py):
+    the packaged function names the plain handler, and importing it from the unzipped artifact
+    alone (no botocore on the path, as Lambda's runtime would add) loads neither."""
+    doc, zip_path = packaged
+    authorizer, _ = package.app_functions()
+    handler = doc["Resources"][package.cfn_name(authorizer)]["Properties"]["Handler"]
+    assert handler == package.AUTHORIZER_HANDLER == "chalicelib.authorizer_lambda.handler"
+    with zipfile.ZipFile(zip_path) as z:
+        z.extractall(tmp_path / "task")
+    module, _, attr = handler.rpartition(".")
+    code = (
+        "import importlib, json, sys\n"
+        "sys.path.insert(0, '.')\n"  # /var/task, as Lambda's runtime puts it
+        f"fn = getattr(importlib.import_module({module!r}), {attr!r})\n"
+        "assert callable(fn)\n"
+        "heavy = {'app', 'chalice', 'botocore', 'boto3'}\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+    )
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code],
+        cwd=tmp_path / "task",
+        env={"PYTHONPATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout) == []
+
+
+def test_deployed_authorizer_is_switched_to_the_plain_handler(env: dict[str, str]) -> None:
+    """make deploy: chalice deploy sets ``app.tessera_authorizer``; wire switches it."""
+    with mock_aws():
+        iam = boto3.client("iam", region_name="us-east-1")
+        role = iam.create_role(RoleName="authorizer", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        lam = boto3.client("lambda", region_name="us-east-1")
+        arn = lam.create_function(
+            FunctionName="tessera-dev-tessera_authorizer",
+            Runtime="python3.13",
+            Role=role,
+            Handler="app.tessera_authorizer",
+            Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},  # an empty zip
+        )["FunctionArn"]
+        assert wire.set_authorizer_handler(lam, arn) == package.AUTHORIZER_HANDLER
+        assert lam.get_function_configuration(FunctionName=arn)["Handler"] == (
+            "chalicelib.authorizer_lambda.handler"
+        )
