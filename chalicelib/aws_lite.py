@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import http.client
 import json
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -34,6 +32,7 @@ from urllib.parse import urlsplit
 from chalicelib.aws import TRANSIENT_CODES
 from chalicelib.config import AwsEnvironment, ConfigError, aws_environment
 from chalicelib.faults import BackendUnavailable
+from chalicelib.http_client import Connection, HttpError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 
@@ -195,7 +194,7 @@ class Client:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._conn: http.client.HTTPConnection | None = None
+        self._conn: Connection | None = None
 
     # Operations the authorizer uses, named and shaped like botocore's client methods.
     def get_secret_value(self, **params: Any) -> dict[str, Any]:
@@ -257,41 +256,25 @@ class Client:
         raise AwsError(status, error_code(status, answer_headers, data))
 
     def _exchange(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        """POST over the kept-alive connection; a connection the server closed while idle is
-        reopened once and the request sent again (safe: the authorizer's calls are reads).
-        Transport failures are ``AwsError(0)``."""
-        for reuse in (True, False):
-            fresh = self._conn is None
+        """POST over the kept-alive connection. A connection the server closed while idle is
+        reopened once and the request sent again: it was never answered, and the server had
+        not read it (``HttpError.stale``). Transport failures are ``AwsError(0)``."""
+        for attempt in (1, 2):
             conn = self._conn or self._connect()
             try:
-                conn.request("POST", self._path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-                self._close()
-                if reuse and not fresh:
+                answer = conn.post(self._path, headers, body)
+            except HttpError as exc:
+                if exc.stale and attempt == 1:
                     continue
-                raise AwsError(0, type(exc).__name__) from exc
-            except (OSError, http.client.HTTPException) as exc:
-                self._close()
-                name = "ReadTimeoutError" if isinstance(exc, socket.timeout) else type(exc).__name__
-                raise AwsError(0, name) from exc
-            if resp.will_close:
-                self._close()
-            else:
-                self._conn = conn
-            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+                raise AwsError(0, exc.reason) from exc
+            return answer.status, answer.headers, answer.body
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _connect(self) -> http.client.HTTPConnection:
-        if self._https:
-            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                self._host, self._port, timeout=TIMEOUT, context=_tls_context()
-            )
-        else:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=TIMEOUT)
-        self._conn = conn
-        return conn
+    def _connect(self) -> Connection:
+        tls = _tls_context() if self._https else None
+        port = self._port or (443 if self._https else 80)
+        self._conn = Connection(self._host, port, tls=tls, timeout=TIMEOUT)
+        return self._conn
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -335,3 +318,4 @@ def reset() -> None:
         for found in _clients.values():
             found.close()
         _clients.clear()
+        _tls.clear()

@@ -13,6 +13,7 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -409,14 +410,55 @@ def test_authorizer_client_follows_the_setting(
         services.reset()
 
 
-def test_https_endpoints_verify_the_certificate_and_host_name() -> None:
-    import ssl
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A scripted server over TLS with a certificate for ``localhost`` only; yields its port
+    and a CA bundle that trusts it."""
+    from bench import tls
 
-    lite = aws_lite.Client("secretsmanager", _env("https://secretsmanager.example.test"))
-    conn = lite._connect()
+    cert, key = tls.self_signed(tmp_path)
+    server = _Scripted([(200, {"SecretString": "s"})])
+    server.socket = tls.server_context(cert, key).wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        context = conn._context  # type: ignore[attr-defined]
-        assert context.verify_mode == ssl.CERT_REQUIRED
-        assert context.check_hostname is True
+        yield server.server_address[1], tls.trust_bundle(tmp_path, cert)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _over_tls(host: str, port: int) -> dict[str, Any]:
+    aws_lite.reset()  # the TLS context is built once per container, from SSL_CERT_FILE
+    lite = aws_lite.Client("secretsmanager", _env(f"https://{host}:{port}"), sleep=lambda s: None)
+    try:
+        return lite.get_secret_value(SecretId="x")
     finally:
         lite.close()
+        aws_lite.reset()
+
+
+def test_https_endpoint_with_a_trusted_certificate_answers(
+    tls_server: tuple[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, bundle = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    assert _over_tls("localhost", port) == {"SecretString": "s"}
+
+
+def test_https_endpoint_with_an_untrusted_certificate_is_refused(
+    tls_server: tuple[int, Path],
+) -> None:
+    port, _ = tls_server
+    with pytest.raises(BackendUnavailable) as caught:
+        _over_tls("localhost", port)
+    assert caught.value.reason == "SSLCertVerificationError"
+
+
+def test_https_endpoint_whose_certificate_names_another_host_is_refused(
+    tls_server: tuple[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, bundle = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
+    with pytest.raises(BackendUnavailable) as caught:
+        _over_tls("127.0.0.1", port)  # the certificate names localhost only
+    assert caught.value.reason == "SSLCertVerificationError"
