@@ -1,7 +1,8 @@
 """Tessera: routes, the authorizer and scheduled functions. The logic lives in chalicelib/.
 
-Keep this module light: the authorizer Lambda imports it too, so anything imported here is paid at
-every function's cold start. Services are built lazily by ``chalicelib.services``.
+Keep this module light: the API handler imports it at every cold start. (In AWS the authorizer
+function runs ``chalicelib.authorizer_lambda.handler`` and never imports it; ``chalice local`` runs
+``tessera_authorizer`` below.) Services are built lazily by ``chalicelib.services``.
 """
 
 from __future__ import annotations
@@ -192,6 +193,8 @@ def jwks() -> Response:
 def tessera_authorizer(auth_request: AuthRequest) -> dict[str, Any]:
     """API Gateway TOKEN authorizer (chalicelib.authorizer): a policy for the token's scopes,
     ``Unauthorized`` (401) for a missing, invalid, expired or revoked token; a fault never allows.
+    Chalice wires the routes to it and ``chalice local`` runs it; the deployed function runs the
+    same body without Chalice (chalicelib/authorizer_lambda.py).
     """
     from chalicelib import authorizer
 

@@ -10,10 +10,8 @@ must contain our audience, time claims checked with bounded leeway, all required
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chalicelib import jose
 
@@ -29,8 +27,7 @@ class InvalidToken(ValueError):
     """The token must not be accepted. The message is for logs only."""
 
 
-@dataclass(frozen=True, slots=True)
-class AccessTokenClaims:
+class AccessTokenClaims(NamedTuple):
     iss: str
     sub: str
     aud: str | list[str]
@@ -54,6 +51,14 @@ class RevocationCheck(Protocol):
     def is_revoked(self, jti: str, sid: str | None) -> bool: ...
 
 
+def _new_jti() -> str:
+    # secrets (with random) is imported here, not at module level: the authorizer validates
+    # tokens and never issues one, and its cold start should not pay for it.
+    import secrets
+
+    return secrets.token_urlsafe(16)
+
+
 def issue(
     signer: jose.SigningKey,
     *,
@@ -73,7 +78,7 @@ def issue(
         "aud": audience,
         "client_id": client_id,
         "scope": scope,
-        "jti": secrets.token_urlsafe(16),
+        "jti": _new_jti(),
         "iat": now,
         "nbf": now,
         "exp": now + lifetime,

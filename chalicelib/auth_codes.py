@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib import aws, table
 
 CODE_TTL = 120
 
 
-@dataclass(frozen=True, slots=True)
-class CodeGrant:
+class CodeGrant(NamedTuple):
     client_id: str
     redirect_uri: str
     code_challenge: str
@@ -82,8 +80,6 @@ class CodeStore:
         if family_id is not None:
             update += ", family_id = :fid"
             values[":fid"] = {"S": family_id}
-        from botocore.exceptions import ClientError
-
         with aws.translate_faults("dynamodb"):
             try:
                 resp = self._ddb.update_item(
@@ -95,10 +91,10 @@ class CodeStore:
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-            except ClientError as exc:
+            except aws.service_errors() as exc:
                 if aws.error_code(exc) != "ConditionalCheckFailedException":
                     raise
-                old = exc.response.get("Item")
+                old = aws.error_response(exc).get("Item")
                 if not old:
                     return None
                 raise CodeAlreadyUsed(table.from_item(old).get("family_id")) from exc

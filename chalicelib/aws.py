@@ -7,12 +7,13 @@ API Gateway's 29 s limit; when retries run out, stores raise ``BackendUnavailabl
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from chalicelib.faults import BackendUnavailable
+from chalicelib.faults import BackendUnavailable, ServiceError
 
 _lock = threading.Lock()
 _clients: dict[str, Any] = {}
@@ -72,11 +73,26 @@ def reset() -> None:
         _session = None
 
 
-def error_code(exc: BaseException) -> str:
+def service_errors() -> tuple[type[Exception], ...]:
+    """The exception types of a service's error answer, for ``except`` clauses in stores:
+    ``ServiceError`` (chalicelib.aws_lite) and, once botocore is loaded, its ``ClientError``.
+    A process that never loaded botocore has no botocore client that could raise one."""
+    loaded = sys.modules.get("botocore.exceptions")
+    if loaded is None:
+        return (ServiceError,)
+    return (ServiceError, loaded.ClientError)
+
+
+def error_response(exc: BaseException) -> dict[str, Any]:
+    """The parsed error answer of a ``ClientError`` or ``ServiceError`` ({} for anything else):
+    ``Error.Code`` plus members such as ``CancellationReasons`` or ``Item``."""
     response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
+    return response if isinstance(response, dict) else {}
+
+
+def error_code(exc: BaseException) -> str:
+    error = error_response(exc).get("Error")
+    return str(error.get("Code", "")) if isinstance(error, dict) else ""
 
 
 @contextmanager
@@ -90,11 +106,12 @@ def translate_faults(service: str) -> Iterator[None]:
         yield
     except BackendUnavailable:
         raise
+    except ServiceError as exc:
+        raise BackendUnavailable(service, exc.code) from exc
     except Exception as exc:
-        # Imported only on failure: the stores' happy path (and chalicelib.aws_lite, whose
-        # failures are already BackendUnavailable) never loads botocore for this.
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        if isinstance(exc, ClientError | BotoCoreError):
+        # botocore's errors, looked up only on failure and only if botocore is loaded: the
+        # stores' happy path, and a process on chalicelib.aws_lite alone, never import it.
+        loaded = sys.modules.get("botocore.exceptions")
+        if loaded is not None and isinstance(exc, loaded.ClientError | loaded.BotoCoreError):
             raise BackendUnavailable(service, error_code(exc) or type(exc).__name__) from exc
         raise

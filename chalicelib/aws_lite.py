@@ -1,19 +1,22 @@
-"""A standard-library client for the AWS JSON protocol: the authorizer's cold-start path.
+"""A standard-library client for the AWS JSON protocol: the functions' cold-start path.
 
-The authorizer makes two calls: Secrets Manager ``GetSecretValue`` (the public key set) and, where
-revocation is checked, DynamoDB ``BatchGetItem``. Importing botocore, building a session and two
-clients costs far more than the rest of its cold start (BENCHMARKS.md), so this module speaks the
-JSON protocol directly: a POST to ``/`` with ``X-Amz-Target``, signed with Signature Version 4
+The API handler and the authorizer call DynamoDB (items, queries, transactions) and Secrets
+Manager (``GetSecretValue``). Importing botocore, building a session and a client per service
+costs several times the rest of a cold start (BENCHMARKS.md), so this module speaks the JSON
+protocol directly: a POST to ``/`` with ``X-Amz-Target``, signed with Signature Version 4
 (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv4-signing.html) using ``hmac`` and
-``hashlib``. Credentials, region and endpoint come from the environment Lambda sets
-(``config.aws_environment``). One keep-alive connection per endpoint, short timeouts, a bounded
-retry with jittered backoff on throttling, 5xx and connection failures; whatever fails after that
-raises ``BackendUnavailable`` exactly as ``aws.translate_faults`` does for botocore.
+``hashlib``, over ``chalicelib.http_client``. Credentials, region and endpoint come from the
+environment Lambda sets (``config.aws_environment``). One keep-alive connection per endpoint,
+short timeouts, a bounded retry with jittered backoff on throttling, 5xx and connection failures;
+whatever still fails raises ``BackendUnavailable``, as ``aws.translate_faults`` does for botocore.
+An error answer that retrying cannot fix (a failed condition) raises ``faults.ServiceError``,
+shaped like botocore's ``ClientError``, which stores catch through ``aws.service_errors()``.
 
-Clients are duck-typed like the botocore clients the stores use (``get_secret_value``,
-``batch_get_item``), so ``SecretStore`` and ``GrantStore`` work unchanged on either. Responses are
-the service's JSON as is: no blob or timestamp conversion (``SecretString`` and the ``S``/``N``/
-``BOOL`` attributes we store need none). Selected by ``TESSERA_AUTHORIZER_AWS_CLIENT=lite``.
+Clients are duck-typed like the botocore clients the stores use (``get_item``,
+``transact_write_items``...), so every store works unchanged on either. Responses are the
+service's JSON as is, which is what botocore returns for the types we store (``S``, ``N``,
+``BOOL``, ``SS``, ``L``, ``M``: no binary attribute, no timestamp we read). Selected by
+``TESSERA_AWS_CLIENT=lite``; the admin CLI and the rotation function use botocore.
 """
 
 from __future__ import annotations
@@ -21,24 +24,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import secrets
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from chalicelib.aws import TRANSIENT_CODES
 from chalicelib.config import AwsEnvironment, ConfigError, aws_environment
-from chalicelib.faults import BackendUnavailable
+from chalicelib.faults import BackendUnavailable, ServiceError
 from chalicelib.http_client import Connection, HttpError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 
 
-@dataclass(frozen=True, slots=True)
-class Service:
+class Service(NamedTuple):
     name: str  # our name, the one BackendUnavailable reports (as aws.translate_faults)
     signing_name: str
     endpoint_prefix: str
@@ -74,12 +75,14 @@ BACKOFF_CAP = 0.5
 
 
 class AwsError(Exception):
-    """An error answer of the service (status and code), or a transport failure (status 0)."""
+    """An error answer of the service (status, code and its JSON document), or a transport
+    failure (status 0)."""
 
-    def __init__(self, status: int, code: str) -> None:
+    def __init__(self, status: int, code: str, document: dict[str, Any] | None = None) -> None:
         super().__init__(f"{status} {code}")
         self.status = status
         self.code = code
+        self.document = document or {}
 
     @property
     def transient(self) -> bool:
@@ -145,6 +148,14 @@ def authorization(
     )
 
 
+def _jitter(cap: float) -> float:
+    """Full jitter in [0, cap] (spreads the retries of many containers apart). ``secrets`` is
+    imported on the first retry only: most cold starts never retry."""
+    import secrets
+
+    return cap * secrets.randbelow(1001) / 1000
+
+
 def amz_date(now: float) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
 
@@ -152,16 +163,21 @@ def amz_date(now: float) -> str:
 # -- the client -----------------------------------------------------------------------------------
 
 
+def error_document(body: bytes) -> dict[str, Any]:
+    """The JSON object of an error answer ({} if it is not one)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def error_code(status: int, headers: Mapping[str, str], body: bytes) -> str:
     """The error code of a JSON-protocol error answer, as botocore reads it."""
     raw = headers.get("x-amzn-errortype", "")
     if not raw:
-        try:
-            doc = json.loads(body)
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict):
-            raw = str(doc.get("__type") or doc.get("code") or "")
+        doc = error_document(body)
+        raw = str(doc.get("__type") or doc.get("code") or "")
     code = raw.split(":", 1)[0].rsplit("#", 1)[-1]
     return code or f"HTTP{status}"
 
@@ -196,15 +212,41 @@ class Client:
         self._lock = threading.Lock()
         self._conn: Connection | None = None
 
-    # Operations the authorizer uses, named and shaped like botocore's client methods.
+    # The operations the functions use (the admin CLI and rotation use botocore), named and
+    # shaped like botocore's client methods: keyword parameters in, the service's JSON out.
     def get_secret_value(self, **params: Any) -> dict[str, Any]:
         return self.call("GetSecretValue", params)
+
+    def get_item(self, **params: Any) -> dict[str, Any]:
+        return self.call("GetItem", params)
 
     def batch_get_item(self, **params: Any) -> dict[str, Any]:
         return self.call("BatchGetItem", params)
 
+    def query(self, **params: Any) -> dict[str, Any]:
+        return self.call("Query", params)
+
+    def put_item(self, **params: Any) -> dict[str, Any]:
+        return self.call("PutItem", params)
+
+    def update_item(self, **params: Any) -> dict[str, Any]:
+        return self.call("UpdateItem", params)
+
+    def delete_item(self, **params: Any) -> dict[str, Any]:
+        return self.call("DeleteItem", params)
+
+    def transact_write_items(self, **params: Any) -> dict[str, Any]:
+        # As botocore does (the parameter's idempotency-token trait): one token per call, the
+        # same on every retry, so a transaction that committed but whose answer was lost is not
+        # run again against its own outcome (its conditions would fail).
+        if "ClientRequestToken" not in params:
+            params["ClientRequestToken"] = os.urandom(16).hex()
+        return self.call("TransactWriteItems", params)
+
     def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """One operation with bounded retries; ``BackendUnavailable`` when it cannot succeed."""
+        """One operation with bounded retries. An error answer that retrying cannot fix raises
+        ``ServiceError`` at once (stores expect some: a failed condition); throttling, 5xx and
+        transport failures are retried, then raise ``BackendUnavailable``."""
         body = json.dumps(params, separators=(",", ":")).encode()
         started = time.monotonic()
         attempt = 0
@@ -213,11 +255,12 @@ class Client:
             try:
                 return self._attempt(operation, body)
             except AwsError as exc:
+                if not exc.transient:
+                    raise ServiceError(self.service.name, exc.code, exc.document) from None
                 spent = time.monotonic() - started
-                if not exc.transient or attempt >= MAX_ATTEMPTS or spent >= BUDGET:
+                if attempt >= MAX_ATTEMPTS or spent >= BUDGET:
                     raise BackendUnavailable(self.service.name, exc.code) from exc
-            # Full jitter: spreads the retries of many containers apart.
-            delay = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt) * secrets.randbelow(1001) / 1000
+            delay = _jitter(min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
             self._sleep(delay)
 
     def _attempt(self, operation: str, body: bytes) -> dict[str, Any]:
@@ -253,7 +296,7 @@ class Client:
             if not isinstance(doc, dict):
                 raise AwsError(status, "InvalidResponse")
             return doc
-        raise AwsError(status, error_code(status, answer_headers, data))
+        raise AwsError(status, error_code(status, answer_headers, data), error_document(data))
 
     def _exchange(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         """POST over the kept-alive connection. A connection the server closed while idle is

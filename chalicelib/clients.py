@@ -12,8 +12,7 @@ import hashlib
 import hmac
 import secrets
 import threading
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib import aws, table
 from chalicelib.clock import Clock
@@ -23,8 +22,7 @@ GRANT_TYPES = ("client_credentials", "password", "refresh_token", "authorization
 _GSI_CLIENTS = "CLIENTS"
 
 
-@dataclass(frozen=True, slots=True)
-class Client:
+class Client(NamedTuple):
     client_id: str
     name: str
     grant_types: tuple[str, ...]
@@ -33,7 +31,7 @@ class Client:
     secret_hash: str | None = None
     introspect: bool = False
     first_party: bool = False
-    redirect_uris: tuple[str, ...] = field(default_factory=tuple)
+    redirect_uris: tuple[str, ...] = ()
     created_at: int = 0
 
     @property
@@ -118,8 +116,6 @@ class ClientStore:
             "redirect_uris": list(client.redirect_uris),
             "created_at": client.created_at,
         }
-        from botocore.exceptions import ClientError
-
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.put_item(
@@ -127,7 +123,7 @@ class ClientStore:
                     Item=table.to_item(values),
                     ConditionExpression="attribute_not_exists(pk)",
                 )
-            except ClientError as exc:
+            except aws.service_errors() as exc:
                 if aws.error_code(exc) == "ConditionalCheckFailedException":
                     raise ClientExists(client.client_id) from exc
                 raise

@@ -9,9 +9,8 @@ ports (issuer, emulator endpoint).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # pathlib costs ~5 ms at import: only the admin CLI and local stack need it
     from pathlib import Path
@@ -45,8 +44,7 @@ def _required(name: str) -> str:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(NamedTuple):
     stage: str
     issuer: str
     audience: str
@@ -69,7 +67,7 @@ class Settings:
     lockout_max_seconds: int
     realm: str
     cookie_secure: bool
-    authorizer_aws_client: str = "botocore"
+    aws_client: str = "botocore"
 
     @property
     def token_endpoint(self) -> str:
@@ -103,12 +101,13 @@ def settings() -> Settings:
         realm=os.environ.get("TESSERA_REALM", "tessera"),
         # Session cookies are Secure everywhere but the local stack (plain http on loopback).
         cookie_secure=_bool("TESSERA_COOKIE_SECURE", True),
-        authorizer_aws_client=_choice("TESSERA_AUTHORIZER_AWS_CLIENT", AWS_CLIENTS, "botocore"),
+        aws_client=_choice("TESSERA_AWS_CLIENT", AWS_CLIENTS, "botocore"),
     )
 
 
-# How the authorizer reaches AWS: botocore (chalicelib.aws, the default, what moto's mock_aws
-# intercepts) or the standard-library client (chalicelib.aws_lite, the deployed stages).
+# How the API handler and the authorizer reach AWS: botocore (chalicelib.aws, the default, what
+# moto's mock_aws intercepts) or the standard-library client (chalicelib.aws_lite, the deployed
+# stages and the local stack). The admin CLI and the rotation function always use botocore.
 AWS_CLIENTS = ("botocore", "lite")
 
 
@@ -119,16 +118,18 @@ def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     return raw
 
 
-@dataclass(frozen=True, slots=True)
-class AwsEnvironment:
+class AwsEnvironment(NamedTuple):
     """What the Lambda runtime tells a function about AWS (chalicelib.aws_lite reads it; botocore
     reads the same variables itself)."""
 
     access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str = field(repr=False)
+    secret_access_key: str
+    session_token: str
     region: str
     endpoints: dict[str, str]
+
+    def __repr__(self) -> str:  # never the secret key or the session token
+        return f"AwsEnvironment(access_key_id={self.access_key_id!r}, region={self.region!r})"
 
     def endpoint(self, service_variable: str) -> str:
         """``AWS_ENDPOINT_URL_<SERVICE>``, else ``AWS_ENDPOINT_URL``, else "" (the default)."""

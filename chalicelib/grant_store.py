@@ -21,8 +21,7 @@ matter; code compares expiry itself because TTL deletion lags.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib import aws, table
 from chalicelib.faults import BackendUnavailable
@@ -50,8 +49,7 @@ def jti_key(jti: str) -> table.Item:
     return table.key(f"JTI#{jti}", _JTI_SK)
 
 
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
+class TokenRecord(NamedTuple):
     token_hash: str
     family_id: str
     client_id: str
@@ -68,8 +66,7 @@ class TokenRecord:
     successor_pepper: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Family:
+class Family(NamedTuple):
     family_id: str
     user_id: str
     username: str
@@ -91,8 +88,7 @@ class RotateOutcome(enum.Enum):
     CONTENDED = "contended"  # another transaction held an item: outcome unknown
 
 
-@dataclass(frozen=True, slots=True)
-class RetrySnapshot:
+class RetrySnapshot(NamedTuple):
     """What the retry window needs, read in one consistent ``BatchGetItem``."""
 
     successor: TokenRecord | None
@@ -233,8 +229,6 @@ class GrantStore:
         Two racing rotations of one token cannot both commit: the loser's condition 0 fails.
         Faults (throttling, internal errors) raise ``BackendUnavailable``; nothing was written.
         """
-        from botocore.exceptions import ClientError
-
         items = [
             {
                 "Update": {
@@ -290,7 +284,7 @@ class GrantStore:
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.transact_write_items(TransactItems=items)
-            except ClientError as exc:
+            except aws.service_errors() as exc:
                 if aws.error_code(exc) != "TransactionCanceledException":
                     raise
                 return _cancelled(exc)
@@ -325,8 +319,6 @@ class GrantStore:
         """Mark a family revoked (the first reason sticks). False if it was already revoked or
         does not exist. Every token of the family, and every access token whose ``sid`` names it,
         is dead from here on."""
-        from botocore.exceptions import ClientError
-
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.update_item(
@@ -338,7 +330,7 @@ class GrantStore:
                         {":true": True, ":false": False, ":now": now, ":r": reason}
                     ),
                 )
-            except ClientError as exc:
+            except aws.service_errors() as exc:
                 if aws.error_code(exc) == "ConditionalCheckFailedException":
                     return False
                 raise
@@ -422,7 +414,7 @@ class GrantStore:
 
 def _cancelled(exc: Any) -> RotateOutcome:
     """Read the per-item reasons of a cancelled rotation (items as in ``GrantStore.rotate``)."""
-    reasons = exc.response.get("CancellationReasons") or []
+    reasons = aws.error_response(exc).get("CancellationReasons") or []
     codes = [str(r.get("Code", "None")) for r in reasons]
     codes += ["None"] * (4 - len(codes))
     if codes[2] == "ConditionalCheckFailed":

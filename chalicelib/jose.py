@@ -13,8 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -87,8 +86,7 @@ def _b64_to_int(value: Any, length: int | None = None) -> int:
     return int.from_bytes(raw, "big")
 
 
-@dataclass(frozen=True, slots=True)
-class VerifyingKey:
+class VerifyingKey(NamedTuple):
     """A public key bound to exactly one algorithm."""
 
     kid: str
@@ -123,8 +121,7 @@ class VerifyingKey:
         return jwk
 
 
-@dataclass(frozen=True, slots=True)
-class SigningKey:
+class SigningKey(NamedTuple):
     """A private key bound to exactly one algorithm."""
 
     kid: str
@@ -258,8 +255,7 @@ def load_verifying_key(jwk: dict[str, Any]) -> VerifyingKey:
     return VerifyingKey(kid, alg, key)
 
 
-@dataclass(frozen=True, slots=True)
-class CompactJWS:
+class CompactJWS(NamedTuple):
     header: dict[str, Any]
     payload: bytes
     signing_input: bytes

@@ -22,8 +22,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib import jose
 from chalicelib.clock import Clock
@@ -38,8 +37,7 @@ class KeySetError(ValueError):
     """A stored key set is malformed (a deployment fault: fail closed)."""
 
 
-@dataclass(frozen=True, slots=True)
-class KeyEntry:
+class KeyEntry(NamedTuple):
     kid: str
     alg: str
     state: str

@@ -32,8 +32,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib import aws, passwords, table
 from chalicelib.errors import InvalidGrant
@@ -67,8 +66,7 @@ def subject_hint(username: str) -> str:
     return hashlib.sha256(username.encode("utf-8")).hexdigest()[:12]
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
+class Policy(NamedTuple):
     threshold: int
     base_seconds: int
     max_seconds: int
@@ -89,8 +87,7 @@ class Policy:
         return int(min(self.max_seconds, self.base_seconds * (2**doublings)))
 
 
-@dataclass(frozen=True, slots=True)
-class Counter:
+class Counter(NamedTuple):
     failures: int = 0
     last_failure: int = 0
     expires: int = 0  # the item's ttl; a counter past it counts as zero
@@ -106,8 +103,7 @@ class Counter:
         return counter if counter.expires > now else cls()
 
 
-@dataclass(frozen=True, slots=True)
-class Seen:
+class Seen(NamedTuple):
     """What ``check`` read, kept for the ``users()`` view and ``succeeded``'s conditional reset."""
 
     username: str
@@ -182,8 +178,6 @@ class LoginGuard:
         if seen is None or seen.username != username:
             # Not preceded by our check (a caller bug): fail closed.
             raise InvalidGrant(BAD_CREDENTIALS)
-        from botocore.exceptions import ClientError
-
         if seen.user_item_exists:
             condition = "failures = :seen"
             values: dict[str, Any] = {":seen": table.to_attr(seen.user_failures)}
@@ -203,7 +197,7 @@ class LoginGuard:
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.delete_item(**kwargs)
-            except ClientError as exc:
+            except aws.service_errors() as exc:
                 if aws.error_code(exc) == "ConditionalCheckFailedException":
                     raise InvalidGrant(BAD_CREDENTIALS) from exc
                 raise
@@ -299,8 +293,6 @@ class LoginGuard:
 
     def _bump(self, pk: str, now: int, expires: int, failure: bool, *, sliding: bool) -> int:
         """ADD 1 to ``failures`` (or ``refused``); a counter past its ttl starts again at 1."""
-        from botocore.exceptions import ClientError
-
         field = "failures" if failure else "refused"
         sets = ["#ttl = :exp" if sliding else "#ttl = if_not_exists(#ttl, :exp)"]
         if failure:
@@ -334,7 +326,7 @@ class LoginGuard:
                             ReturnValues="ALL_NEW",
                             **form,
                         )
-                    except ClientError as exc:
+                    except aws.service_errors() as exc:
                         if aws.error_code(exc) == "ConditionalCheckFailedException":
                             continue
                         raise

@@ -21,7 +21,7 @@ import base64
 import json
 import re
 import secrets
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from chalicelib.keys import CachedSecret, KeySetError
 
@@ -35,12 +35,14 @@ class PepperSetError(KeySetError):
     """The stored pepper set is malformed or has no current pepper (a deployment fault)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Pepper:
+class Pepper(NamedTuple):
     id: str
     secret: bytes
     state: str
     created: int
+
+    def __repr__(self) -> str:  # never the secret
+        return f"Pepper(id={self.id!r}, state={self.state!r}, created={self.created!r})"
 
 
 def valid_id(pepper_id: str) -> bool:

@@ -500,14 +500,12 @@ class Rotator:
             return str(self._sm.get_secret_value(**kwargs)["SecretString"])
 
     def _pending(self, token: str) -> str | None:
-        from botocore.exceptions import ClientError
-
         with aws.translate_faults("secretsmanager"):
             try:
                 resp = self._sm.get_secret_value(
                     SecretId=self.secret_id, VersionId=token, VersionStage=PENDING
                 )
-            except ClientError as exc:
+            except aws.service_errors() as exc:
                 if aws.error_code(exc) == "ResourceNotFoundException":
                     return None
                 raise

@@ -12,7 +12,7 @@ module level for the cache TTL).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 # Seconds API Gateway keeps an authorizer answer per token (Chalice's and API Gateway's default).
 # The revocation check (settings.authorizer_checks_revocation) runs once per cache miss, so a
@@ -20,8 +20,7 @@ from dataclasses import dataclass
 AUTHORIZER_CACHE_TTL = 300
 
 
-@dataclass(frozen=True, slots=True)
-class RouteRule:
+class RouteRule(NamedTuple):
     method: str
     path: str  # Chalice notation, exactly as in app.py: /people/{person_id}
     scope: str

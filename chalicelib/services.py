@@ -1,8 +1,9 @@
 """Wiring: builds each service once per container, lazily, from settings and AWS clients.
 
 Nothing here runs at import. Each Lambda pays only for what it touches: the authorizer builds the
-verifying key ring and, where enabled, the revocation check, nothing else. Tests call ``reset()``
-between cases (and may swap the clock).
+verifying key ring and, where enabled, the revocation check, nothing else. Stores get their AWS
+client from ``runtime_aws`` (botocore or the standard-library ``aws_lite``, per stage). Tests call
+``reset()`` between cases (and may swap the clock).
 """
 
 from __future__ import annotations
@@ -55,13 +56,15 @@ def _once[T](name: str, build: Callable[[], T]) -> T:
 def secret_store() -> Any:
     from chalicelib.secret_store import SecretStore
 
-    return _once("secret_store", lambda: SecretStore(aws.client("secretsmanager")))
+    return _once("secret_store", lambda: SecretStore(runtime_aws("secretsmanager")))
 
 
 def client_store() -> Any:
     from chalicelib.clients import ClientStore
 
-    return _once("client_store", lambda: ClientStore(aws.client("dynamodb"), settings().table_name))
+    return _once(
+        "client_store", lambda: ClientStore(runtime_aws("dynamodb"), settings().table_name)
+    )
 
 
 def cached_clients() -> Any:
@@ -76,7 +79,7 @@ def cached_clients() -> Any:
 def user_store() -> Any:
     from chalicelib.users import UserStore
 
-    return _once("user_store", lambda: UserStore(aws.client("dynamodb"), settings().table_name))
+    return _once("user_store", lambda: UserStore(runtime_aws("dynamodb"), settings().table_name))
 
 
 def _cached_secret(secret_id: str) -> Any:
@@ -94,13 +97,13 @@ def signing_keys() -> Any:
     )
 
 
-def authorizer_aws(service: str) -> Any:
-    """The AWS client of the authorizer's path (public key set, revocation check): botocore
-    (``chalicelib.aws``, the default; moto's mock_aws intercepts it) or, with
-    ``TESSERA_AUTHORIZER_AWS_CLIENT=lite``, the standard-library ``chalicelib.aws_lite``, which
-    keeps botocore out of the authorizer's cold start. Both answer ``get_secret_value`` and
-    ``batch_get_item`` alike and fail with ``BackendUnavailable``."""
-    if settings().authorizer_aws_client == "lite":
+def runtime_aws(service: str) -> Any:
+    """The AWS client of the API handler and the authorizer: botocore (``chalicelib.aws``, the
+    default; moto's mock_aws intercepts it) or, with ``TESSERA_AWS_CLIENT=lite``, the
+    standard-library ``chalicelib.aws_lite``, which keeps botocore out of their cold starts. Both
+    answer the stores' operations alike and fail alike (``BackendUnavailable``, or an expected
+    error answer the stores catch through ``aws.service_errors()``)."""
+    if settings().aws_client == "lite":
         from chalicelib import aws_lite
 
         return aws_lite.client(service)
@@ -113,7 +116,7 @@ def verifying_keys() -> Any:
 
     def build() -> VerifyingKeyRing:
         s = settings()
-        public = SecretStore(authorizer_aws("secretsmanager")).fetcher(s.public_keys_secret)
+        public = SecretStore(runtime_aws("secretsmanager")).fetcher(s.public_keys_secret)
         return VerifyingKeyRing(CachedSecret(public, _clock, s.key_cache_ttl, s.key_stale_max))
 
     return _once("verifying_keys", build)
@@ -132,30 +135,17 @@ def authorizer() -> Any:
             leeway=s.clock_leeway,
             clock=_clock,
             # GrantStore.is_revoked: jti deny-list + family, one BatchGetItem per cache miss.
-            revocation=_authorizer_revocation() if s.authorizer_checks_revocation else None,
+            revocation=grant_store() if s.authorizer_checks_revocation else None,
         )
 
     return _once("authorizer", build)
-
-
-def _authorizer_revocation() -> Any:
-    """``GrantStore.is_revoked`` over the authorizer's AWS client (the API's own grant_store()
-    when that client is botocore)."""
-    if settings().authorizer_aws_client != "lite":
-        return grant_store()
-    from chalicelib.grant_store import GrantStore
-
-    return _once(
-        "authorizer_revocation",
-        lambda: GrantStore(authorizer_aws("dynamodb"), settings().table_name),
-    )
 
 
 def demo_store() -> Any:
     from chalicelib.demo_store import DemoStore
 
     return _once(
-        "demo_store", lambda: DemoStore(aws.client("dynamodb"), settings().demo_table_name)
+        "demo_store", lambda: DemoStore(runtime_aws("dynamodb"), settings().demo_table_name)
     )
 
 
@@ -181,7 +171,7 @@ def code_store() -> Any:
     """Authorization codes (chalicelib.auth_codes)."""
     from chalicelib.auth_codes import CodeStore
 
-    return _once("code_store", lambda: CodeStore(aws.client("dynamodb"), settings().table_name))
+    return _once("code_store", lambda: CodeStore(runtime_aws("dynamodb"), settings().table_name))
 
 
 def session_signer() -> Any:
@@ -230,7 +220,7 @@ def login_guard() -> Any:
     return _once(
         "login_guard",
         lambda: LoginGuard(
-            aws.client("dynamodb"), settings().table_name, policy_from(settings()), user_store()
+            runtime_aws("dynamodb"), settings().table_name, policy_from(settings()), user_store()
         ),
     )
 
@@ -240,7 +230,7 @@ def grant_store() -> Any:
     ``is_revoked(jti, sid)`` is the one-call revocation check for the authorizer."""
     from chalicelib.grant_store import GrantStore
 
-    return _once("grant_store", lambda: GrantStore(aws.client("dynamodb"), settings().table_name))
+    return _once("grant_store", lambda: GrantStore(runtime_aws("dynamodb"), settings().table_name))
 
 
 def peppers() -> Any:

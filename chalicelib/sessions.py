@@ -17,15 +17,14 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from typing import NamedTuple
 
 SESSION_COOKIE = "tessera_session"
 CSRF_COOKIE = "tessera_csrf"
 SESSION_TTL = 15 * 60
 
 
-@dataclass(frozen=True, slots=True)
-class Session:
+class Session(NamedTuple):
     user_id: str
     username: str
     issued_at: int

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chalicelib import access_tokens, audit, jose, pkce
 from chalicelib.auth_codes import CodeAlreadyUsed, CodeStore
@@ -36,14 +35,12 @@ from chalicelib.users import UserStore
 log = logging.getLogger("tessera.token")
 
 
-@dataclass(frozen=True, slots=True)
-class IssuedRefresh:
+class IssuedRefresh(NamedTuple):
     token: str
     family_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class RotatedRefresh:
+class RotatedRefresh(NamedTuple):
     token: str
     family_id: str
     subject: str

@@ -8,10 +8,8 @@ The token ``sub`` is a random, stable user id, not the username.
 
 from __future__ import annotations
 
-import secrets
 import unicodedata
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from chalicelib import aws, table
 
@@ -35,8 +33,7 @@ def normalize_username(raw: str) -> str:
     return name
 
 
-@dataclass(frozen=True, slots=True)
-class User:
+class User(NamedTuple):
     username: str
     user_id: str
     password_hash: str
@@ -63,6 +60,8 @@ def user_from_item(item: table.Item) -> User:
 
 
 def new_user_id() -> str:
+    import secrets  # not at import: the authorizer loads this module, never creates users
+
     return "u_" + secrets.token_hex(12)
 
 
@@ -80,8 +79,6 @@ class UserStore:
         return user_from_item(item) if item else None
 
     def create(self, user: User) -> None:
-        from botocore.exceptions import ClientError
-
         values = {
             table.PK: f"USER#{user.username}",
             table.SK: "USER",
@@ -98,14 +95,12 @@ class UserStore:
                     Item=table.to_item(values),
                     ConditionExpression="attribute_not_exists(pk)",
                 )
-            except ClientError as exc:
+            except aws.service_errors() as exc:
                 if aws.error_code(exc) == "ConditionalCheckFailedException":
                     raise UserExists(user.username) from exc
                 raise
 
     def _update_existing(self, username: str, expr: str, values: dict[str, Any]) -> bool:
-        from botocore.exceptions import ClientError
-
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.update_item(
@@ -115,7 +110,7 @@ class UserStore:
                     ConditionExpression="attribute_exists(pk)",
                     ExpressionAttributeValues={k: table.to_attr(v) for k, v in values.items()},
                 )
-            except ClientError as exc:
+            except aws.service_errors() as exc:
                 if aws.error_code(exc) == "ConditionalCheckFailedException":
                     return False
                 raise

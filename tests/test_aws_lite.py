@@ -10,43 +10,24 @@ from __future__ import annotations
 
 import http.server
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from chalicelib import aws, aws_lite, services
-from chalicelib.config import AwsEnvironment, ConfigError, aws_environment, settings
-from chalicelib.faults import BackendUnavailable
+from chalicelib.config import ConfigError, aws_environment, settings
+from chalicelib.faults import BackendUnavailable, ServiceError
 from chalicelib.grant_store import GrantStore, family_key
 from chalicelib.secret_store import SecretStore
-from infra.provision import provision
+from tests.lite_support import STAGE, TABLE, Session, emulator_server, free_port, lite_env
 
 SUITE_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"  # AWS's published example secret
-STAGE = "lite"
-TABLE = f"tessera-{STAGE}"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _env(endpoint: str, token: str = "") -> AwsEnvironment:
-    return AwsEnvironment(
-        access_key_id="testing",
-        secret_access_key="testing",
-        session_token=token,
-        region="us-east-1",
-        endpoints={"AWS_ENDPOINT_URL": endpoint},
-    )
+_free_port = free_port
+_env = lite_env
+_Session = Session
 
 
 # -- Signature Version 4 --------------------------------------------------------------------------
@@ -125,35 +106,10 @@ def test_signature_of_a_json_call_with_a_session_token_matches_botocore(
 # -- against moto's emulator server, side by side with botocore ---------------------------------
 
 
-class _Session:
-    """What infra.provision needs of a boto3 session, pointed at the emulator server."""
-
-    region_name = "us-east-1"
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-
-    def client(self, name: str) -> Any:
-        return boto3.client(
-            name,
-            endpoint_url=self.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[_Session]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    session = _Session(f"http://{host}:{port}")
-    provision(session, STAGE)
-    try:
+def emulator() -> Iterator[Session]:
+    with emulator_server() as session:
         yield session
-    finally:
-        server.stop()
 
 
 def test_get_secret_value_answers_what_botocore_answers(emulator: _Session) -> None:
@@ -232,6 +188,7 @@ class _Scripted(http.server.ThreadingHTTPServer):
     def __init__(self, script: list[tuple[int, dict[str, Any]]]) -> None:
         self.script = list(script)
         self.seen: list[dict[str, str]] = []
+        self.bodies: list[dict[str, Any]] = []
         super().__init__(("127.0.0.1", 0), _ScriptedHandler)
 
 
@@ -240,8 +197,9 @@ class _ScriptedHandler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.server.seen.append({k.lower(): v for k, v in self.headers.items()})
+        self.server.bodies.append(json.loads(body))
         status, doc = (
             self.server.script.pop(0) if len(self.server.script) > 1 else (self.server.script[0])
         )
@@ -300,14 +258,39 @@ def test_throttling_is_retried_and_a_later_success_is_returned(scripted: Any) ->
     assert len(server.seen) == 2
 
 
-def test_client_errors_are_not_retried(scripted: Any) -> None:
-    not_found = {"__type": "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException"}
-    server, lite, sleeps = scripted([(400, not_found)])
-    with pytest.raises(BackendUnavailable) as caught:
-        lite.batch_get_item(RequestItems={})
-    assert caught.value.reason == "ResourceNotFoundException"
+def test_client_errors_are_not_retried_and_keep_their_document(scripted: Any) -> None:
+    failed = {
+        "__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+        "message": "The conditional request failed",
+        "Item": {"pk": {"S": "x"}},
+    }
+    server, lite, sleeps = scripted([(400, failed)])
+    with pytest.raises(ServiceError) as caught:
+        lite.put_item(TableName="t", Item={})
+    assert aws.error_code(caught.value) == "ConditionalCheckFailedException"
+    assert aws.error_response(caught.value)["Item"] == {"pk": {"S": "x"}}
+    assert caught.value.response["Error"]["Message"] == "The conditional request failed"
     assert len(server.seen) == 1
     assert sleeps == []
+
+
+def test_unexpected_client_error_in_a_store_is_backend_unavailable(scripted: Any) -> None:
+    not_found = {"__type": "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException"}
+    _, lite, _ = scripted([(400, not_found)])
+    with pytest.raises(BackendUnavailable) as caught:
+        GrantStore(lite, TABLE).is_revoked("j", None)
+    assert (caught.value.service, caught.value.reason) == ("dynamodb", "ResourceNotFoundException")
+
+
+def test_transaction_retries_carry_one_idempotency_token(scripted: Any) -> None:
+    """A retried TransactWriteItems (its first answer lost) must not run against its own outcome:
+    like botocore, one ClientRequestToken per call, the same on every attempt."""
+    server, lite, _ = scripted([(500, {"__type": "InternalServerError"}), (200, {})])
+    lite.transact_write_items(TransactItems=[])
+    lite.transact_write_items(TransactItems=[])
+    tokens = [b["ClientRequestToken"] for b in server.bodies]
+    assert tokens[0] == tokens[1] != tokens[2]
+    assert all(1 <= len(t) <= 36 for t in tokens)
 
 
 def test_requests_are_signed_json_protocol_posts(scripted: Any) -> None:
@@ -384,7 +367,7 @@ def test_missing_credentials_are_a_configuration_error(monkeypatch: pytest.Monke
 def test_unknown_authorizer_client_setting_is_a_configuration_error(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("TESSERA_AUTHORIZER_AWS_CLIENT", "boto4")
+    monkeypatch.setenv("TESSERA_AWS_CLIENT", "boto4")
     settings.cache_clear()
     try:
         with pytest.raises(ConfigError):
@@ -397,10 +380,10 @@ def test_unknown_authorizer_client_setting_is_a_configuration_error(
 def test_authorizer_client_follows_the_setting(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch, choice: str, kind: type
 ) -> None:
-    monkeypatch.setenv("TESSERA_AUTHORIZER_AWS_CLIENT", choice)
+    monkeypatch.setenv("TESSERA_AWS_CLIENT", choice)
     services.reset()
     try:
-        client = services.authorizer_aws("dynamodb")
+        client = services.runtime_aws("dynamodb")
         if kind is aws_lite.Client:
             assert isinstance(client, aws_lite.Client)
         else:

@@ -1,0 +1,153 @@
+"""Every store answers the same over botocore and over chalicelib.aws_lite (the deployed client).
+
+The in-process tests run the stores on botocore (moto's ``mock_aws`` intercepts only botocore);
+the functions run them on ``aws_lite`` (``TESSERA_AWS_CLIENT=lite``). Here each store operation
+whose outcome hangs on an error answer runs against moto's emulator server over both clients:
+conditional puts (``ClientExists``, ``UserExists``), a condition failure that returns the old item
+(a re-used authorization code names its family), a cancelled transaction read through its
+``CancellationReasons`` (rotation of a revoked family, of a disabled user's token), and an
+invalid request, which is a fault on both. The end-to-end tests then run the whole local stack on
+``aws_lite``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib import aws_lite
+from chalicelib.auth_codes import CodeAlreadyUsed, CodeGrant, CodeStore
+from chalicelib.clients import Client, ClientExists, ClientStore
+from chalicelib.faults import BackendUnavailable
+from chalicelib.grant_store import ACTIVE, Family, GrantStore, RotateOutcome, TokenRecord
+from chalicelib.users import User, UserExists, UserStore
+from tests.lite_support import TABLE, Session, emulator_server, lite_env
+
+NOW = 1_900_000_000
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Session]:
+    with emulator_server() as session:
+        yield session
+
+
+@pytest.fixture(params=["botocore", "lite"])
+def ddb(request: pytest.FixtureRequest, emulator: Session) -> Any:
+    if request.param == "botocore":
+        return emulator.client("dynamodb")
+    return aws_lite.Client("dynamodb", lite_env(emulator.endpoint))
+
+
+def _id() -> str:
+    return secrets.token_hex(6)
+
+
+def test_creating_a_client_twice_is_client_exists(ddb: Any) -> None:
+    store = ClientStore(ddb, TABLE)
+    client = Client(client_id=_id(), name="n", grant_types=("client_credentials",), scopes=("a",))
+    store.create(client)
+    with pytest.raises(ClientExists):
+        store.create(client)
+    assert store.get(client.client_id) == client
+
+
+def test_creating_a_user_twice_is_user_exists(ddb: Any) -> None:
+    store = UserStore(ddb, TABLE)
+    user = User(username=f"u{_id()}", user_id="u_" + _id(), password_hash="$argon2id$x")
+    store.create(user)
+    with pytest.raises(UserExists):
+        store.create(user)
+    assert store.set_disabled(user.username, True) is True
+    assert store.set_disabled("nobody-" + _id(), True) is False
+
+
+def test_reused_code_names_the_family_its_first_use_started(ddb: Any) -> None:
+    store = CodeStore(ddb, TABLE)
+    code = secrets.token_urlsafe(32)
+    grant = CodeGrant(
+        client_id="c",
+        redirect_uri="https://app.example/cb",
+        code_challenge="x" * 43,
+        user_id="u_1",
+        username="alice",
+        scope="a",
+        expires_at=NOW + 120,
+    )
+    store.save(code, grant)
+    assert store.redeem(code, NOW, family_id="fam-1") == grant
+    with pytest.raises(CodeAlreadyUsed) as caught:
+        store.redeem(code, NOW, family_id="fam-2")
+    assert caught.value.family_id == "fam-1"
+    assert store.redeem("unknown-" + _id(), NOW) is None
+
+
+def _family(user: User, family_id: str) -> tuple[Family, TokenRecord]:
+    family = Family(
+        family_id=family_id,
+        user_id=user.user_id,
+        username=user.username,
+        client_id="c",
+        scope="a",
+        created=NOW,
+        last_used=NOW,
+        expires=NOW + 86400,
+    )
+    token = _token(family, "h-" + _id())
+    return family, token
+
+
+def _token(family: Family, token_hash: str) -> TokenRecord:
+    return TokenRecord(
+        token_hash=token_hash,
+        family_id=family.family_id,
+        client_id=family.client_id,
+        user_id=family.user_id,
+        username=family.username,
+        scope=family.scope,
+        pepper_id="p1",
+        state=ACTIVE,
+        created=NOW,
+        expires=family.expires,
+        idle_expires=NOW + 3600,
+    )
+
+
+@pytest.mark.parametrize(
+    ("spoil", "outcome"),
+    [
+        (None, RotateOutcome.COMMITTED),
+        ("revoke_family", RotateOutcome.FAMILY_REVOKED),
+        ("disable_user", RotateOutcome.USER_INVALID),
+        ("rotate_first", RotateOutcome.TOKEN_NOT_ACTIVE),
+    ],
+)
+def test_rotation_outcome_is_read_from_the_cancellation_reasons(
+    ddb: Any, spoil: str | None, outcome: RotateOutcome
+) -> None:
+    users, grants = UserStore(ddb, TABLE), GrantStore(ddb, TABLE)
+    user = User(username=f"u{_id()}", user_id="u_" + _id(), password_hash="$argon2id$x")
+    users.create(user)
+    family, first = _family(user, "f-" + _id())
+    grants.create_family(family, first)
+    if spoil == "revoke_family":
+        assert grants.revoke_family(family.family_id, "test", NOW) is True
+        assert grants.revoke_family(family.family_id, "test", NOW) is False
+    elif spoil == "disable_user":
+        users.set_disabled(user.username, True)
+    elif spoil == "rotate_first":
+        other = _token(family, "h-" + _id())
+        assert grants.rotate(first, other, successor_pepper="p1", now=NOW) is (
+            RotateOutcome.COMMITTED
+        )
+    second = _token(family, "h-" + _id())
+    assert grants.rotate(first, second, successor_pepper="p1", now=NOW + 1) is outcome
+
+
+def test_an_invalid_request_is_a_fault_on_either_client(ddb: Any) -> None:
+    with pytest.raises(BackendUnavailable) as caught:
+        GrantStore(ddb, "no-such-table-" + _id()).get_family("f")
+    assert caught.value.reason == "ResourceNotFoundException"
