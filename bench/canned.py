@@ -3,7 +3,9 @@
 ``Recorder`` (capture, under moto) and ``Replayer`` (measurement, no moto in the process) hook
 botocore's ``before-send`` event on our own clients: a response returned there ends the call
 before any network I/O, so what is measured is our code plus botocore's request building, signing
-and response parsing, which Lambda pays too. Responses are keyed by operation and the item or
+and response parsing, which Lambda pays too. ``Replayer.attach_lite`` does the same at the
+transport of ``chalicelib.aws_lite`` (the deployed client): request serialised and signed, answer
+parsed, no socket. Responses are keyed by operation and the item or
 secret the request names, one map per scenario, so a replayed request sees exactly what the
 captured one saw.
 """
@@ -16,6 +18,7 @@ from collections import Counter
 from typing import Any
 
 Canned = dict[str, dict[str, Any]]
+Answer = tuple[int, dict[str, str], bytes]  # status, headers, body
 # Key sets, peppers and client records are read once per container (then cached) whatever the
 # first request is: their responses serve every scenario.
 SHARED_OPERATIONS = frozenset({"GetSecretValue"})
@@ -123,18 +126,31 @@ class Replayer:
         self.calls.clear()
         self.items.clear()
 
+    def attach_lite(self, client: Any) -> None:
+        """Answer a ``chalicelib.aws_lite.Client`` at its transport: the request is built,
+        serialised and signed as in Lambda; no socket is opened."""
+
+        def exchange(body: bytes, headers: dict[str, str]) -> Answer:
+            operation = headers["x-amz-target"].rsplit(".", 1)[-1]
+            status, answer_headers, data = self._answer(operation, body)
+            return status, {k.lower(): v for k, v in answer_headers.items()}, data
+
+        client._exchange = exchange
+
     def _before_send(self, request: Any, event_name: str, **_: Any) -> Any:
         from botocore.awsrequest import AWSResponse
 
-        operation = _operation(event_name)
+        status, headers, body = self._answer(_operation(event_name), request.body)
+        return AWSResponse(request.url, status, headers, _Raw(body))
+
+    def _answer(self, operation: str, body: bytes | str | None) -> Answer:
         self.calls[operation] += 1
-        self.items[operation] += count_items(operation, request.body)
-        key = request_key(operation, request.body)
+        self.items[operation] += count_items(operation, body)
+        key = request_key(operation, body)
         found = self._lookup(key) or self._lookup(operation)
         if found is None:
             raise RuntimeError(f"no canned response for {key} in scenario {self.scenario}")
-        status, headers, body = found
-        return AWSResponse(request.url, status, headers, _Raw(body))
+        return found
 
     def _lookup(self, key: str) -> tuple[int, dict[str, str], bytes] | None:
         cache_key = (self.scenario, key)

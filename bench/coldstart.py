@@ -30,7 +30,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from bench import canned, common, events
+from bench import canned, common, events, tls
 
 COLD = common.BUILD / "cold"
 SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
@@ -46,43 +46,60 @@ def index():
     return {"hello": "world"}
 """
 
+# What the Lambda runtime has imported before it loads the handler module: the standard-library
+# imports of awslambdaric 4.2.2 (bootstrap.py and the modules it loads; simplejson, its JSON
+# library, is left out: it is not on this path and no app uses it). Paid by every function, the
+# bare app included, before its cold start begins; RUNTIME_PRELOAD="" measures a bare interpreter.
+RUNTIME_MODULES = "importlib json logging os sys time traceback decimal math enum"
+
 CHILD = r"""
 import sys, time
+for name in PRELOAD.split():
+    __import__(name)
 t0 = time.perf_counter()
 sys.path[:0] = [TASK, RUNTIME]
-import app
+import importlib
+module = importlib.import_module(MODULE)
 t1 = time.perf_counter()
 import json
 event = json.loads(EVENT)
-handler = app.app if ENTRY == "app" else getattr(app, ENTRY)
+handler = getattr(module, ATTR)
 class Context:
     function_name = "cold"; memory_limit_in_mb = 1024; aws_request_id = "cold"
     invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:cold"
     def get_remaining_time_in_millis(self): return 30000
 t2 = time.perf_counter()
-answer = handler(event, Context())
+try:
+    answer = handler(event, Context())
+except Exception as exc:  # the authorizer answers 401 with an exception: still a cold start
+    answer = f"{type(exc).__name__}: {exc}"
 t3 = time.perf_counter()
 print(json.dumps({"import_ms": (t1 - t0) * 1e3, "first_ms": (t3 - t2) * 1e3,
                   "answer": str(answer)[:200]}))
 """
 
 
-# Authorizer variants: result-label suffix -> settings. "" is the deployed configuration.
-AUTHORIZER_VARIANTS = {
-    "": {"TESSERA_AUTHORIZER_AWS_CLIENT": "lite", "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "true"},
-    "+botocore": {
-        "TESSERA_AUTHORIZER_AWS_CLIENT": "botocore",
-        "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "true",
-    },
-    "+lite-norevocation": {
-        "TESSERA_AUTHORIZER_AWS_CLIENT": "lite",
-        "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "false",
-    },
-    "+botocore-norevocation": {
-        "TESSERA_AUTHORIZER_AWS_CLIENT": "botocore",
-        "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "false",
-    },
+# Authorizer variants: result-label suffix -> (Chalice entry instead of the deployed handler,
+# settings). "" is the deployed configuration: the plain handler of the packaged template,
+# the standard-library AWS client, the revocation check on.
+AUTHORIZER_VARIANTS: dict[str, tuple[bool, dict[str, str]]] = {
+    "": (
+        False,
+        {"TESSERA_AWS_CLIENT": "lite", "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "true"},
+    ),
+    "+chalice": (
+        True,
+        {"TESSERA_AWS_CLIENT": "lite", "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "true"},
+    ),
+    "+botocore": (
+        False,
+        {
+            "TESSERA_AWS_CLIENT": "botocore",
+            "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "true",
+        },
+    ),
 }
+BARE = "+bare-interpreter"  # label suffix of the runs without the runtime's modules preloaded
 
 
 def site_packages() -> Path:
@@ -110,6 +127,39 @@ def package(app_dir: Path, out: Path, stage: str | None) -> Path:
     env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1")
     subprocess.run(cmd, cwd=app_dir, env=env, check=True, capture_output=True, timeout=300)
     return out / "deployment.zip"
+
+
+# The floor of any function whose first event reads DynamoDB and Secrets Manager over HTTPS, written
+# with the standard library only: import ssl, load the default CA bundle, then one connection,
+# handshake and POST per service (the authorizer's two calls), answered by the canned server.
+TLS_FLOOR = """import os, socket, ssl
+from urllib.parse import urlsplit
+
+
+def handler(event, context):
+    url = urlsplit(os.environ["AWS_ENDPOINT_URL"])
+    tls = ssl.create_default_context()
+    statuses = []
+    for target in ("secretsmanager.GetSecretValue", "DynamoDB_20120810.BatchGetItem"):
+        raw = socket.create_connection((url.hostname, url.port), timeout=5)
+        with tls.wrap_socket(raw, server_hostname=url.hostname) as conn:
+            conn.sendall(
+                b"POST / HTTP/1.1\\r\\nhost: " + url.netloc.encode() + b"\\r\\nx-amz-target: "
+                + target.encode() + b"\\r\\ncontent-length: 2\\r\\nconnection: close\\r\\n\\r\\n{}"
+            )
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        statuses.append(answer.split(b" ", 2)[1].decode())
+    return statuses
+"""
+
+
+def tls_floor() -> Path:
+    root = COLD / "floor"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "tls_floor.py").write_text(TLS_FLOOR)
+    return root
 
 
 def hello_app() -> Path:
@@ -176,6 +226,9 @@ class CannedAWS(http.server.ThreadingHTTPServer):
 class _Handler(http.server.BaseHTTPRequestHandler):
     server: CannedAWS
     protocol_version = "HTTP/1.1"
+    # Head and body leave in two writes; with Nagle's algorithm the body would wait for the
+    # client's delayed ACK (~40 ms), a cost of this server that AWS's endpoints do not have.
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
         import base64
@@ -210,12 +263,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 def cold_run(
-    task: Path, runtime: Path, entry: str, event: dict[str, Any], env: dict[str, str]
+    task: Path,
+    runtime: Path,
+    handler: str,
+    event: dict[str, Any],
+    env: dict[str, str],
+    preload: str = RUNTIME_MODULES,
 ) -> dict[str, Any]:
+    """One cold start of ``handler`` (Lambda's ``module.attribute`` setting) in a new process."""
+    module, _, attr = handler.rpartition(".")
     code = (
-        CHILD.replace("TASK", repr(str(task)))
+        CHILD.replace("PRELOAD", repr(preload))
+        .replace("TASK", repr(str(task)))
         .replace("RUNTIME", repr(str(runtime)))
-        .replace("ENTRY", repr(entry))
+        .replace("MODULE", repr(module))
+        .replace("ATTR", repr(attr))
         .replace("EVENT", repr(json.dumps(event)))
     )
     out = subprocess.run(
@@ -227,10 +289,27 @@ def cold_run(
         timeout=120,
     )
     if out.returncode != 0:
-        raise RuntimeError(f"cold start of {entry} failed: {out.stderr[-2000:]}")
+        raise RuntimeError(f"cold start of {handler} failed: {out.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     result["total_ms"] = result["import_ms"] + result["first_ms"]
     return result
+
+
+def handlers(template: Path) -> dict[str, str]:
+    """Function logical id -> its Lambda handler setting, from a packaged template."""
+    doc = json.loads(template.read_text())
+    return {
+        name: res["Properties"]["Handler"]
+        for name, res in doc["Resources"].items()
+        if res.get("Type") == "AWS::Serverless::Function"
+    }
+
+
+def handler_of(functions: dict[str, str], entry: str) -> str:
+    """The handler Lambda runs for a Chalice entry point ("app" is the API handler)."""
+    from chalice.utils import to_cfn_resource_name
+
+    return functions["APIHandler" if entry == "app" else to_cfn_resource_name(entry)]
 
 
 def fresh_token(world: dict[str, Any]) -> str:
@@ -270,46 +349,81 @@ def main(argv: list[str]) -> int:
         ("tessera", True): unzip(tessera_zip, COLD / "tessera-pyc", True),
         ("hello", False): unzip(hello_zip, COLD / "hello", False),
         ("hello", True): unzip(hello_zip, COLD / "hello-pyc", True),
+        ("floor", False): tls_floor(),
+        ("floor", True): tls_floor(),
     }
+    # HTTPS, as AWS endpoints are: the client pays the ssl import, the CA bundle (the system's
+    # roots plus the loopback certificate) and the handshake, as it does in Lambda.
+    cert, key = tls.self_signed(COLD / "tls")
+    bundle = tls.trust_bundle(COLD / "tls", cert)
     server = CannedAWS(world["canned"])
+    server.socket = tls.server_context(cert, key).wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_", "SSL_"))}
     env.update(common.BENCH_ENV)
-    env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{server.server_address[1]}"
+    env["AWS_ENDPOINT_URL"] = f"https://{tls.HOST}:{server.server_address[1]}"
+    env["SSL_CERT_FILE"] = str(bundle)  # OpenSSL's default verify file (ssl, aws_lite)
+    env["AWS_CA_BUNDLE"] = str(bundle)  # botocore's
     cc = events.basic(world["cc"]["client_id"], world["cc"]["client_secret"])
-    # (tree, entry point, event, result label, settings over BENCH_ENV)
-    entries: list[tuple[str, str, dict[str, Any], str, dict[str, str]]] = [
-        ("hello", "app", events.proxy_event("/", "GET"), "hello", {}),
+    functions = handlers(tessera_zip.parent / "sam.json")
+    # (tree, handler, event, result label, settings over BENCH_ENV, modules preloaded)
+    Entry = tuple[str, str, dict[str, Any], str, dict[str, str], str]
+    hello_event = events.proxy_event("/", "GET")
+    entries: list[Entry] = [
+        ("hello", "app.app", hello_event, "hello", {}, RUNTIME_MODULES),
+        ("hello", "app.app", hello_event, f"hello{BARE}", {}, ""),
+        ("floor", "tls_floor.handler", {}, "tls_floor", {}, RUNTIME_MODULES),
+        ("floor", "tls_floor.handler", {}, f"tls_floor{BARE}", {}, ""),
         (
             "tessera",
-            "app",
+            handler_of(functions, "app"),
             events.token_request({"grant_type": "client_credentials", "scope": common.SCOPE}, cc),
             "app",
             {},
+            RUNTIME_MODULES,
         ),
     ]
+    # The API handler over botocore, for comparison (TESSERA_AWS_CLIENT=botocore), and as
+    # deployed in an interpreter with nothing preloaded.
+    api = entries[-1]
+    botocore = {"TESSERA_AWS_CLIENT": "botocore"}
+    entries.append(("tessera", api[1], api[2], "app+botocore", botocore, RUNTIME_MODULES))
+    entries.append(("tessera", api[1], api[2], f"app{BARE}", {}, ""))
     if world.get("authorizer"):
         entry = world["authorizer"]
         event = events.authorizer_event(fresh_token(world))
-        # As dev and prod deploy it (.chalice/config.json): the standard-library AWS client and
-        # the revocation check on (one BatchGetItem, answered from the password scenario's
-        # recording: no item for this token, so "not revoked"); then botocore, for comparison.
-        for label, settings in AUTHORIZER_VARIANTS.items():
-            entries.append(("tessera", entry, event, f"{entry}{label}", settings))
+        # As dev and prod deploy it (.chalice/config.json, the packaged template): the plain
+        # handler, the standard-library AWS client and the revocation check on (one BatchGetItem,
+        # answered from the password scenario's recording: no item for this token, so "not
+        # revoked"); then through Chalice's entry point and over botocore, for comparison.
+        for label, (chalice_entry, settings) in AUTHORIZER_VARIANTS.items():
+            handler = f"app.{entry}" if chalice_entry else handler_of(functions, entry)
+            entries.append(
+                ("tessera", handler, event, f"{entry}{label}", settings, RUNTIME_MODULES)
+            )
+        deployed = AUTHORIZER_VARIANTS[""][1]
+        handler = handler_of(functions, entry)
+        entries.append(("tessera", handler, event, f"{entry}{BARE}", deployed, ""))
     if world.get("rotation"):
         rotation = world["rotation"]
-        entries.append(("tessera", rotation["entry"], rotation["event"], rotation["entry"], {}))
+        handler = handler_of(functions, rotation["entry"])
+        label = rotation["entry"]
+        entries.append(("tessera", handler, rotation["event"], label, {}, RUNTIME_MODULES))
     results: dict[str, Any] = {}
     try:
-        for app_name, entry, event, label, settings in entries:
+        for app_name, handler, event, label, settings, preload in entries:
             run_env = dict(env, **settings)
             for with_pyc in (False, True):
                 tree = trees[(app_name, with_pyc)]
                 # One discarded run: the first read of freshly unzipped files pays the disk.
-                cold_run(tree, runtime, entry, event, run_env)
-                runs = [cold_run(tree, runtime, entry, event, run_env) for _ in range(repeats)]
+                cold_run(tree, runtime, handler, event, run_env, preload)
+                runs = [
+                    cold_run(tree, runtime, handler, event, run_env, preload)
+                    for _ in range(repeats)
+                ]
                 results[f"{label}|{'pyc' if with_pyc else 'nopyc'}"] = {
+                    "handler": handler,
                     "import_ms": common.median([r["import_ms"] for r in runs]),
                     "first_ms": common.median([r["first_ms"] for r in runs]),
                     "total_ms": common.median([r["total_ms"] for r in runs]),
@@ -320,6 +434,7 @@ def main(argv: list[str]) -> int:
     common.emit(
         {
             "repeats": repeats,
+            "runtime_modules": RUNTIME_MODULES,
             "packager": packager,
             "shipped_pyc": shipped_pyc,
             "zip_bytes": {"tessera": tessera_zip.stat().st_size, "hello": hello_zip.stat().st_size},
