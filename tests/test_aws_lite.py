@@ -1,4 +1,4 @@
-"""chalicelib.aws_lite: the standard-library AWS client of the authorizer's path.
+"""chalicelib.aws_lite: the standard-library AWS client of the deployed functions.
 
 Signing is checked against AWS's published SigV4 test suite and against botocore's signer; the
 calls run for real against moto's emulator server (mock_aws only intercepts botocore) and are
@@ -364,7 +364,7 @@ def test_missing_credentials_are_a_configuration_error(monkeypatch: pytest.Monke
         aws_environment()
 
 
-def test_unknown_authorizer_client_setting_is_a_configuration_error(
+def test_unknown_aws_client_setting_is_a_configuration_error(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TESSERA_AWS_CLIENT", "boto4")
@@ -377,7 +377,7 @@ def test_unknown_authorizer_client_setting_is_a_configuration_error(
 
 
 @pytest.mark.parametrize(("choice", "kind"), [("lite", aws_lite.Client), ("", type(None))])
-def test_authorizer_client_follows_the_setting(
+def test_runtime_client_follows_the_setting(
     env: dict[str, str], monkeypatch: pytest.MonkeyPatch, choice: str, kind: type
 ) -> None:
     monkeypatch.setenv("TESSERA_AWS_CLIENT", choice)
@@ -445,3 +445,41 @@ def test_https_endpoint_whose_certificate_names_another_host_is_refused(
     with pytest.raises(BackendUnavailable) as caught:
         _over_tls("127.0.0.1", port)  # the certificate names localhost only
     assert caught.value.reason == "SSLCertVerificationError"
+
+
+def test_every_store_of_the_functions_uses_the_selected_client(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TESSERA_AWS_CLIENT", "lite")
+    monkeypatch.setenv("TESSERA_DEMO_TABLE", "tessera-demo-lite")
+    services.reset()
+    try:
+        stores = [
+            services.client_store(),
+            services.user_store(),
+            services.grant_store(),
+            services.code_store(),
+            services.demo_store(),
+            services.login_guard(),
+        ]
+        assert all(isinstance(store._ddb, aws_lite.Client) for store in stores)
+        assert isinstance(services.secret_store()._sm, aws_lite.Client)
+    finally:
+        services.reset()
+
+
+def test_admin_command_uses_botocore_whatever_the_stage_deploys(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's credentials may come from a profile or SSO, which only botocore reads."""
+    import os
+
+    from chalicelib import admin
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    try:
+        admin.use_stage("prod")
+        assert settings().aws_client == "botocore"
+        assert not isinstance(services.runtime_aws("dynamodb"), aws_lite.Client)
+    finally:
+        services.reset()
