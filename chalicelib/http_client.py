@@ -118,12 +118,21 @@ class Connection:
         return line
 
     def _read_response(self, reused: bool) -> tuple[Response, bool]:
+        first = True
         while True:
-            line = self._line()
+            try:
+                line = self._line()
+            except TimeoutError:
+                raise  # the server may be working on it: not safe to send again
+            except OSError as exc:
+                # A reset (or a TLS close) before any byte of the answer: on a kept-alive
+                # connection, the idle close of the server, as below.
+                raise HttpError(_reason(exc), stale=reused and first) from exc
             if not line:
                 # Nothing at all came back: on a kept-alive connection, the server closed it
                 # while idle (RFC 9112 §9.3.1 lets a client retry then).
-                raise HttpError("connection closed before the response", stale=reused)
+                raise HttpError("connection closed before the response", stale=reused and first)
+            first = False
             version, status = _status_line(line)
             headers = self._headers()
             if 100 <= status < 200:

@@ -7,6 +7,7 @@ server, a proxy or a broken network could send.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 
 from chalicelib.http_client import MAX_HEADERS, MAX_LINE, Connection, HttpError
+
+RESET = b"<reset>"  # as a script entry: reset the connection instead of answering
 
 
 class RawServer:
@@ -55,6 +58,10 @@ class RawServer:
                 )
                 self.requests.append(head + reader.read(length))
                 answer = self.answers.pop(0)
+                if answer is RESET:
+                    # SO_LINGER 0: the close sends a reset instead of a FIN.
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
                 if answer is None:
                     return
                 conn.sendall(answer)
@@ -195,6 +202,15 @@ def test_no_answer_on_a_reused_connection_is_stale(serve: Any) -> None:
     with pytest.raises(HttpError) as caught:
         post(conn)
     assert caught.value.stale
+
+
+def test_reset_on_a_reused_connection_is_stale(serve: Any) -> None:
+    _, conn = serve(ok(), RESET)
+    post(conn)
+    with pytest.raises(HttpError) as caught:
+        post(conn)
+    assert caught.value.stale
+    assert caught.value.reason == "ConnectionResetError"
 
 
 def test_silent_server_times_out() -> None:
