@@ -469,17 +469,18 @@ NOTES = """## Targets missed: why, and what would fix them
 - **Cold start, authorizer (~2.2-2.8x the bare app).** Its first event must read the public key
   set (Secrets Manager) and, as deployed, check revocation (DynamoDB): two HTTPS calls. The
   standard library alone pays ~45-55 ms for that in this run (the HTTPS floor row: `ssl`, ~20 ms
-  of it to load the system's CA bundle, two handshakes), more than the whole bare app (~27-44 ms),
-  whose first event answers from memory. Net of that floor the authorizer is ~1x the bare app:
-  what is left is `cryptography` (~10 ms), the key-set parse, the verify and our modules. So the
-  target cannot be met by any authorizer that fetches its keys over HTTPS on its first event.
+  of it to load the system's CA bundle, two handshakes), more than the whole bare app (~26-44 ms),
+  whose first event answers from memory. Net of that floor the authorizer is at or below 1x the
+  bare app (0.7-1.2x over the last runs): what is left is `cryptography` (~10 ms), the key-set
+  parse, the verify and our modules. So the target cannot be met by any authorizer that fetches
+  its keys over HTTPS on its first event.
   Closer would be: trusting only the Amazon Trust Services roots for `*.amazonaws.com` instead of
   the system bundle (~20 ms; AWS sanctions pinning to its roots, at the price of a trust store to
   maintain), or not checking revocation on the first event (one handshake less, a security
   setting we keep). Cold starts are < 1% of invocations (performance.md).
-- **Cold start, API handler (~2.5-3.2x).** The same two HTTPS calls (client record, signing key
+- **Cold start, API handler (~2.3-3.2x).** The same two HTTPS calls (client record, signing key
   set) plus Chalice, `cryptography` and the token endpoint's modules. Net of the HTTPS floor it is
-  ~1.3-1.6x, within the 2x target; the floor itself is the miss. Provisioned concurrency hides it
+  ~1.0-1.6x, within the 2x target; the floor itself is the miss. Provisioned concurrency hides it
   where it matters.
 
 ## Optimisations made for these numbers
@@ -492,7 +493,7 @@ NOTES = """## Targets missed: why, and what would fix them
   and prod): SigV4 by `hmac`/`hashlib`, one keep-alive connection per service, bounded retries;
   error answers keep botocore's shape (`faults.ServiceError`), so stores read a failed condition,
   a returned item or a transaction's cancellation reasons the same way. API handler cold start:
-  ~316 -> ~86 ms in this run; CPU per password/refresh request ~3x lower (section 2, "over
+  ~290-320 -> ~80-90 ms; CPU per password/refresh request ~3x lower (section 2, "over
   botocore"). The admin CLI and the rotation function keep botocore (profiles, SSO; rare runs).
 - **No `http.client`**: `chalicelib/http_client.py` (HTTP/1.1 over `socket`/`ssl`) avoids the
   `email` package (~15 ms).
