@@ -10,13 +10,14 @@ amortised by the container cache; one API Gateway REST request per operation.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 READ_DATE = "2026-11-27"
 REGION = "us-east-1"
-MEMORY_MB = 1024
-ARCH = "arm64"
+STAGE = "prod"  # priced as this stage deploys its functions (.chalice/config.json)
 VCPU_MB = 1769
 DDB_LATENCY_MS = 4.0  # "single-digit ms" per call (performance.md); an assumption, not measured
 KEY_CACHE_TTL_S = 300
@@ -82,11 +83,33 @@ def ddb_units(calls: dict[str, float], items: dict[str, float]) -> tuple[float, 
     return rru, wru
 
 
+def deployed(function: str | None = None, stage: str = STAGE) -> tuple[int, str]:
+    """(memory MB, architecture) of a function as ``stage`` deploys it (None: the API handler)."""
+    config = json.loads(
+        (Path(__file__).resolve().parent.parent / ".chalice/config.json").read_text()
+    )
+    found = {k: v for k, v in config.items() if k != "stages"}
+    found.update(config["stages"][stage])
+    if function is not None:
+        found.update(config["stages"][stage].get("lambda_functions", {}).get(function, {}))
+    return int(found.get("lambda_memory_size", 128)), str(
+        found.get("lambda_architecture", "x86_64")
+    )
+
+
+MEMORY_MB, ARCH = deployed()  # the API handler's
+AUTHORIZER_MEMORY_MB, _ = deployed("tessera_authorizer")
+
+
 def per_million(
-    cpu_us: float, calls: dict[str, float], items: dict[str, float], extra_cpu_ms: float = 0.0
+    cpu_us: float,
+    calls: dict[str, float],
+    items: dict[str, float],
+    extra_cpu_ms: float = 0.0,
+    memory_mb: int = MEMORY_MB,
 ) -> dict[str, Any]:
     ddb_calls = sum(v for k, v in calls.items() if k != "GetSecretValue")
-    share = min(1.0, MEMORY_MB / VCPU_MB)
+    share = min(1.0, memory_mb / VCPU_MB)
     busy_ms = (cpu_us / 1000 + extra_cpu_ms) / share
     billed_ms = math.ceil(busy_ms + ddb_calls * DDB_LATENCY_MS)
     rru, wru = ddb_units(calls, items)
@@ -97,7 +120,7 @@ def per_million(
         "lambda_duration": 1e6
         * billed_ms
         / 1000
-        * MEMORY_MB
+        * memory_mb
         / 1024
         * PRICES[f"lambda_gb_s_{ARCH}"],
         "dynamodb": 1e6 * (rru * PRICES["ddb_rru"] + wru * PRICES["ddb_wru"]),

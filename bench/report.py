@@ -266,7 +266,10 @@ def cold_rows(cold: dict[str, Any]) -> list[Row]:
 
 
 def cost_rows(inproc: dict[str, Any], cost: ModuleType) -> list[Row]:
-    s = f"5. Cost per million ({cost.ARCH}, {cost.MEMORY_MB} MB, {cost.REGION})"
+    s = (
+        f"5. Cost per million (as {cost.STAGE} deploys: {cost.ARCH}, API {cost.MEMORY_MB} MB, "
+        f"authorizer {cost.AUTHORIZER_MEMORY_MB} MB, {cost.REGION})"
+    )
     rows = []
     e = inproc["endpoint"]
     for name in ("client_credentials", "password", "refresh_token"):
@@ -287,7 +290,7 @@ def cost_rows(inproc: dict[str, Any], cost: ModuleType) -> list[Row]:
         )
     a = inproc["authorizer"]
     if a.get("has_handler"):
-        c = cost.per_million(a["handler_us"], {}, {})
+        c = cost.per_million(a["handler_us"], {}, {}, memory_mb=cost.AUTHORIZER_MEMORY_MB)
         rows.append(
             _row(
                 s,
@@ -410,7 +413,7 @@ def markdown(
         parts.append(f"- {what}: {page} (read via {via})")
     parts += [
         "",
-        f"Cost model: billed Lambda ms = CPU time scaled to {cost.MEMORY_MB} MB's CPU share"
+        "Cost model: billed Lambda ms = CPU time scaled to the function's memory's CPU share"
         f" ({cost.VCPU_MB} MB = 1 vCPU) + {cost.DDB_LATENCY_MS:g} ms assumed per DynamoDB round"
         " trip, rounded up to whole ms; DynamoDB units from the requests actually sent (strongly"
         " consistent read = 1 RRU, write = 1 WRU, transactional = 2 per item, items <= 1 KB);"

@@ -69,7 +69,7 @@ SERVICES = {
 
 MAX_ATTEMPTS = 3  # as chalicelib.aws: 3 attempts in all
 TIMEOUT = 2.0  # seconds per attempt (connect, and each read)
-BUDGET = 4.0  # no new attempt after this many seconds: the authorizer times out at 5 s
+BUDGET = 4.0  # no new attempt after this many seconds (the authorizer times out at 5 s)
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 0.5
 
