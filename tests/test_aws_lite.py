@@ -25,9 +25,6 @@ from chalicelib.secret_store import SecretStore
 from tests.lite_support import STAGE, TABLE, Session, emulator_server, free_port, lite_env
 
 SUITE_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"  # AWS's published example secret
-_free_port = free_port
-_env = lite_env
-_Session = Session
 
 
 # -- Signature Version 4 --------------------------------------------------------------------------
@@ -112,10 +109,10 @@ def emulator() -> Iterator[Session]:
         yield session
 
 
-def test_get_secret_value_answers_what_botocore_answers(emulator: _Session) -> None:
+def test_get_secret_value_answers_what_botocore_answers(emulator: Session) -> None:
     sm = emulator.client("secretsmanager")
     sm.put_secret_value(SecretId=f"tessera/{STAGE}/public-keys", SecretString='{"keys": []}')
-    lite = aws_lite.Client("secretsmanager", _env(emulator.endpoint, token="session"))
+    lite = aws_lite.Client("secretsmanager", lite_env(emulator.endpoint, token="session"))
     ask = {"SecretId": f"tessera/{STAGE}/public-keys", "VersionStage": "AWSCURRENT"}
     ours = lite.get_secret_value(**ask)
     theirs = sm.get_secret_value(**ask)
@@ -123,16 +120,16 @@ def test_get_secret_value_answers_what_botocore_answers(emulator: _Session) -> N
         assert ours[name] == theirs[name]
 
 
-def test_secret_store_reads_the_same_text_over_either_client(emulator: _Session) -> None:
+def test_secret_store_reads_the_same_text_over_either_client(emulator: Session) -> None:
     name = f"tessera/{STAGE}/public-keys"
-    lite = aws_lite.Client("secretsmanager", _env(emulator.endpoint))
+    lite = aws_lite.Client("secretsmanager", lite_env(emulator.endpoint))
     assert SecretStore(lite).read(name) == SecretStore(emulator.client("secretsmanager")).read(name)
 
 
 def test_unknown_secret_is_backend_unavailable_with_the_service_error_code(
-    emulator: _Session,
+    emulator: Session,
 ) -> None:
-    lite = aws_lite.Client("secretsmanager", _env(emulator.endpoint))
+    lite = aws_lite.Client("secretsmanager", lite_env(emulator.endpoint))
     with pytest.raises(BackendUnavailable) as caught:
         SecretStore(lite).read("tessera/nowhere/public-keys")
     assert (caught.value.service, caught.value.reason) == (
@@ -141,7 +138,7 @@ def test_unknown_secret_is_backend_unavailable_with_the_service_error_code(
     )
 
 
-def test_batch_get_item_answers_what_botocore_answers(emulator: _Session) -> None:
+def test_batch_get_item_answers_what_botocore_answers(emulator: Session) -> None:
     ddb = emulator.client("dynamodb")
     GrantStore(ddb, TABLE).deny_jti("jti-batch", exp=2_000_000_000, client_id="c", now=1)
     keys = [
@@ -149,7 +146,7 @@ def test_batch_get_item_answers_what_botocore_answers(emulator: _Session) -> Non
         {"pk": {"S": "JTI#absent"}, "sk": {"S": "JTI"}},
     ]
     ask = {"RequestItems": {TABLE: {"Keys": keys, "ConsistentRead": True}}}
-    lite = aws_lite.Client("dynamodb", _env(emulator.endpoint))
+    lite = aws_lite.Client("dynamodb", lite_env(emulator.endpoint))
     ours = lite.batch_get_item(**ask)
     theirs = ddb.batch_get_item(**ask)
     assert ours["Responses"] == theirs["Responses"]
@@ -167,14 +164,14 @@ def test_batch_get_item_answers_what_botocore_answers(emulator: _Session) -> Non
     ],
 )
 def test_revocation_check_over_lite_agrees_with_botocore(
-    emulator: _Session, jti: str, sid: str | None, revoked: bool
+    emulator: Session, jti: str, sid: str | None, revoked: bool
 ) -> None:
     ddb = emulator.client("dynamodb")
     GrantStore(ddb, TABLE).deny_jti("denied-jti", exp=2_000_000_000, client_id="c", now=1)
     for family, is_revoked in (("live-family", False), ("revoked-family", True)):
         item = dict(family_key(family), revoked={"BOOL": is_revoked})
         ddb.put_item(TableName=TABLE, Item=item)
-    lite = GrantStore(aws_lite.Client("dynamodb", _env(emulator.endpoint)), TABLE)
+    lite = GrantStore(aws_lite.Client("dynamodb", lite_env(emulator.endpoint)), TABLE)
     assert lite.is_revoked(jti, sid) is revoked
     assert GrantStore(ddb, TABLE).is_revoked(jti, sid) is revoked
 
@@ -228,7 +225,7 @@ def scripted() -> Iterator[Any]:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         sleeps: list[float] = []
         endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-        return server, aws_lite.Client("dynamodb", _env(endpoint), sleep=sleeps.append), sleeps
+        return server, aws_lite.Client("dynamodb", lite_env(endpoint), sleep=sleeps.append), sleeps
 
     yield start
     for server in servers:
@@ -324,7 +321,7 @@ def test_connection_the_server_closed_while_idle_is_reopened_transparently(scrip
 def test_closed_port_is_backend_unavailable_after_three_attempts() -> None:
     sleeps: list[float] = []
     lite = aws_lite.Client(
-        "secretsmanager", _env(f"http://127.0.0.1:{_free_port()}"), sleep=sleeps.append
+        "secretsmanager", lite_env(f"http://127.0.0.1:{free_port()}"), sleep=sleeps.append
     )
     with pytest.raises(BackendUnavailable) as caught:
         lite.get_secret_value(SecretId="x")
@@ -412,7 +409,9 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
 
 def _over_tls(host: str, port: int) -> dict[str, Any]:
     aws_lite.reset()  # the TLS context is built once per container, from SSL_CERT_FILE
-    lite = aws_lite.Client("secretsmanager", _env(f"https://{host}:{port}"), sleep=lambda s: None)
+    lite = aws_lite.Client(
+        "secretsmanager", lite_env(f"https://{host}:{port}"), sleep=lambda s: None
+    )
     try:
         return lite.get_secret_value(SecretId="x")
     finally:
