@@ -21,11 +21,16 @@ matter; code compares expiry itself because TTL deletion lags.
 from __future__ import annotations
 
 import enum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib import aws, table
 from chalicelib.faults import BackendUnavailable
 from chalicelib.users import _user_key as user_key
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 ACTIVE = "active"
 ROTATED = "rotated"
@@ -180,7 +185,7 @@ def _attrs(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class GrantStore:
-    def __init__(self, ddb: Any, table_name: str) -> None:
+    def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
         self._ddb = ddb
         self._table = table_name
 
@@ -229,7 +234,7 @@ class GrantStore:
         Two racing rotations of one token cannot both commit: the loser's condition 0 fails.
         Faults (throttling, internal errors) raise ``BackendUnavailable``; nothing was written.
         """
-        items = [
+        items: list[TransactWriteItemTypeDef] = [
             {
                 "Update": {
                     "TableName": self._table,
@@ -284,9 +289,7 @@ class GrantStore:
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.transact_write_items(TransactItems=items)
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) != "TransactionCanceledException":
-                    raise
+            except self._ddb.exceptions.TransactionCanceledException as exc:
                 return _cancelled(exc)
         return RotateOutcome.COMMITTED
 
@@ -330,10 +333,8 @@ class GrantStore:
                         {":true": True, ":false": False, ":now": now, ":r": reason}
                     ),
                 )
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) == "ConditionalCheckFailedException":
-                    return False
-                raise
+            except self._ddb.exceptions.ConditionalCheckFailedException:
+                return False
         return True
 
     def families_of(self, username: str, client_id: str | None = None) -> list[Family]:
@@ -412,9 +413,9 @@ class GrantStore:
         raise BackendUnavailable("dynamodb", "UnprocessedKeys")
 
 
-def _cancelled(exc: Any) -> RotateOutcome:
+def _cancelled(exc: ClientError) -> RotateOutcome:
     """Read the per-item reasons of a cancelled rotation (items as in ``GrantStore.rotate``)."""
-    reasons = aws.error_response(exc).get("CancellationReasons") or []
+    reasons = exc.response.get("CancellationReasons") or []
     codes = [str(r.get("Code", "None")) for r in reasons]
     codes += ["None"] * (4 - len(codes))
     if codes[2] == "ConditionalCheckFailed":

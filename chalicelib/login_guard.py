@@ -32,12 +32,15 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib import aws, passwords, table
 from chalicelib.errors import InvalidGrant
 from chalicelib.faults import BackendUnavailable
 from chalicelib.users import User, UserStore, user_from_item, user_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 BAD_CREDENTIALS = "invalid username or password"  # the text of chalicelib.token_endpoint / login
 SK = "LOGIN"
@@ -115,7 +118,9 @@ class Seen(NamedTuple):
 class LoginGuard:
     """Implements the ``LoginGuard`` protocol of chalicelib.token_endpoint / chalicelib.login."""
 
-    def __init__(self, ddb: Any, table_name: str, policy: Policy, users: UserStore) -> None:
+    def __init__(
+        self, ddb: DynamoDBClient, table_name: str, policy: Policy, users: UserStore
+    ) -> None:
         self._ddb = ddb
         self._table = table_name
         self._policy = policy
@@ -197,10 +202,8 @@ class LoginGuard:
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.delete_item(**kwargs)
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) == "ConditionalCheckFailedException":
-                    raise InvalidGrant(BAD_CREDENTIALS) from exc
-                raise
+            except self._ddb.exceptions.ConditionalCheckFailedException as exc:
+                raise InvalidGrant(BAD_CREDENTIALS) from exc
 
     def users(self) -> PrefetchedUsers:
         """A user store whose ``get`` returns what ``check`` read (no second round trip)."""
@@ -324,12 +327,11 @@ class LoginGuard:
                             ExpressionAttributeNames={"#ttl": table.TTL},
                             ExpressionAttributeValues=values,
                             ReturnValues="ALL_NEW",
-                            **form,
+                            UpdateExpression=form["UpdateExpression"],
+                            ConditionExpression=form["ConditionExpression"],
                         )
-                    except aws.service_errors() as exc:
-                        if aws.error_code(exc) == "ConditionalCheckFailedException":
-                            continue
-                        raise
+                    except self._ddb.exceptions.ConditionalCheckFailedException:
+                        continue
                 return int(table.from_item(resp["Attributes"]).get("failures", 0))
         raise BackendUnavailable("dynamodb", "login counter contention")
 

@@ -9,9 +9,12 @@ The token ``sub`` is a random, stable user id, not the username.
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib import aws, table
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 MAX_USERNAME = 128
 
@@ -66,7 +69,7 @@ def new_user_id() -> str:
 
 
 class UserStore:
-    def __init__(self, ddb: Any, table_name: str) -> None:
+    def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
         self._ddb = ddb
         self._table = table_name
 
@@ -95,10 +98,8 @@ class UserStore:
                     Item=table.to_item(values),
                     ConditionExpression="attribute_not_exists(pk)",
                 )
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) == "ConditionalCheckFailedException":
-                    raise UserExists(user.username) from exc
-                raise
+            except self._ddb.exceptions.ConditionalCheckFailedException as exc:
+                raise UserExists(user.username) from exc
 
     def _update_existing(self, username: str, expr: str, values: dict[str, Any]) -> bool:
         with aws.translate_faults("dynamodb"):
@@ -110,10 +111,8 @@ class UserStore:
                     ConditionExpression="attribute_exists(pk)",
                     ExpressionAttributeValues={k: table.to_attr(v) for k, v in values.items()},
                 )
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) == "ConditionalCheckFailedException":
-                    return False
-                raise
+            except self._ddb.exceptions.ConditionalCheckFailedException:
+                return False
         return True
 
     def set_disabled(self, username: str, disabled: bool) -> bool:

@@ -36,7 +36,7 @@ class _Raw(io.BytesIO):
 
 @dataclass(frozen=True)
 class Fault:
-    service: str  # "dynamodb" or "secretsmanager"
+    service: aws_clients.Service
     status: int = 0
     code: str = ""
     reasons: tuple[str, ...] = ()
@@ -47,7 +47,7 @@ class Fault:
         return not self.operations or operation in self.operations
 
     def respond(self, request: Any) -> Any:
-        from botocore.awsrequest import AWSResponse
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
         from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
         if self.raises == "read_timeout":
@@ -58,7 +58,9 @@ class Fault:
         if self.reasons:
             doc["CancellationReasons"] = [{"Code": r} for r in self.reasons]
             doc["message"] = f"Transaction cancelled [{', '.join(self.reasons)}]"
-        headers = {"x-amzn-ErrorType": self.code, "Content-Type": "application/x-amz-json-1.0"}
+        headers = HTTPHeaders.from_dict(
+            {"x-amzn-ErrorType": self.code, "Content-Type": "application/x-amz-json-1.0"}
+        )
         return AWSResponse(request.url, self.status, headers, _Raw(json.dumps(doc).encode()))
 
 
@@ -270,13 +272,13 @@ def assert_unavailable(resp: Any) -> None:
 
 def test_aws_clients_retry_in_standard_mode_with_timeouts_far_below_api_gateways(aws):
     for name in ("dynamodb", "secretsmanager"):
-        config = aws_clients.client(name).meta.config
-        assert config.retries == {"mode": "standard", "total_max_attempts": 3}
-        assert (config.connect_timeout, config.read_timeout) == (2, 3)
+        options = vars(aws_clients.client(name).meta.config)  # as botocore built the client
+        assert options["retries"] == {"mode": "standard", "total_max_attempts": 3}
+        assert (options["connect_timeout"], options["read_timeout"]) == (2, 3)
         # Every attempt timing out, plus the first two backoffs (at most 1 s and 2 s in standard
         # mode): well inside API Gateway's 29 s integration timeout.
-        attempts = config.retries["total_max_attempts"]
-        worst = attempts * (config.connect_timeout + config.read_timeout) + 1 + 2
+        attempts = options["retries"]["total_max_attempts"]
+        worst = attempts * (options["connect_timeout"] + options["read_timeout"]) + 1 + 2
         assert worst <= 29 - 10
 
 
