@@ -3,15 +3,21 @@
 One code path so both get the same brute-force protection (RFC 6749 §4.3.2) and the same answer
 for an unknown user, a wrong password, a disabled account and a locked account: the caller cannot
 tell them apart, in body or in timing (the Argon2id check always runs, on a dummy hash if needed).
+
+``signed_in`` is the other half: a hosted page's session is used only while its user may still
+receive things (``users.may_receive``), so disabling or deleting a user ends their sessions.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chalicelib import passwords
 from chalicelib.errors import InvalidGrant
 from chalicelib.users import InvalidUsername, User, UserStore, normalize_username
+
+if TYPE_CHECKING:  # the token endpoint imports this module and never reads a session
+    from chalicelib.sessions import Session, SessionSigner
 
 BAD_CREDENTIALS = "invalid username or password"
 
@@ -55,3 +61,16 @@ def authenticate(
     if passwords.needs_rehash(user.password_hash):
         users.set_password_hash(user.username, passwords.hash_password(password))
     return user
+
+
+def signed_in(
+    signer: SessionSigner, users: UserStore, cookie: str | None, now: int
+) -> Session | None:
+    """The browser's session, if its cookie is genuine and unexpired AND its user may still
+    receive things: not disabled or deleted since the session began (one read of the user)."""
+    session = signer.read(cookie, now)
+    if session is None:
+        return None
+    if not users.may_receive_now(session.username, session.user_id, session.epoch):
+        return None
+    return session
