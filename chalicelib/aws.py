@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
 Service = Literal["dynamodb", "secretsmanager"]
 
-# 3 attempts in all; connect 2 s, read 3 s. Worst case, every attempt timing out plus two
-# backoffs: 3 x 5 s + 3 s = 18 s, inside API Gateway's 29 s (tests/test_faults.py pins it).
+# 3 attempts in all; connect 2 s, read 3 s (tests/test_faults.py pins them). Worst case for one
+# call, every attempt timing out plus two backoffs: 3 x 5 s + 3 s = 18 s, inside API Gateway's
+# 29 s but not inside the functions' own timeouts (README, "AWS calls").
 MAX_ATTEMPTS = 3
 CONNECT_TIMEOUT = 2
 READ_TIMEOUT = 3
