@@ -34,7 +34,7 @@ from chalicelib.users import UserStore
 
 APPS_PATH = "/account/apps"
 LOGIN_PATH = "/account/login"
-ACCOUNT_CLIENT = "tessera-account"  # the login guard's "client" for account sign-ins
+ACCOUNT_CLIENT = "tessera-account"  # what audit lines name as the client of account sign-ins
 
 
 class Grants(Protocol):

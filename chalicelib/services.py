@@ -139,7 +139,7 @@ def token_endpoint() -> Any:
             settings=settings(),
             clock=_clock,
             clients=cached_clients(),
-            users=login_guard().users(),
+            users=user_store(),
             keys=signing_keys(),
             guard=login_guard(),
             refresh=refresh_grants() if settings().pepper_secret else None,
@@ -171,7 +171,7 @@ def authorization_endpoint() -> Any:
     return AuthorizationEndpoint(
         settings=s,
         clients=cached_clients(),
-        users=login_guard().users(),
+        users=user_store(),
         guard=login_guard(),
         codes=code_store(),
         signer=session_signer(),
@@ -186,7 +186,7 @@ def account_pages() -> Any:
     s = settings()
     return AccountPages(
         clients=cached_clients(),
-        users=login_guard().users(),
+        users=user_store(),
         guard=login_guard(),
         grants=grant_store(),
         signer=session_signer(),
@@ -200,9 +200,7 @@ def login_guard() -> Any:
 
     return _once(
         "login_guard",
-        lambda: LoginGuard(
-            aws.client("dynamodb"), settings().table_name, policy_from(settings()), user_store()
-        ),
+        lambda: LoginGuard(aws.client("dynamodb"), settings().table_name, policy_from(settings())),
     )
 
 

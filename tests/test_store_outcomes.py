@@ -6,7 +6,7 @@ on ``chalicelib.aws``'s DynamoDB client against moto: conditional puts (``Client
 ``UserExists``), a condition failure that returns the old item (a re-used authorization code names
 its family), a cancelled transaction read through its ``CancellationReasons`` (rotation of a
 revoked family, of a disabled user's token; a grant started for a user who may no longer receive
-it), and an invalid request, which is a fault.
+it; a login success raced by a counted guess), and an invalid request, which is a fault.
 """
 
 from __future__ import annotations
@@ -176,3 +176,25 @@ def test_a_grant_is_written_only_while_its_user_may_receive_it(
     assert (grants.get_family(family.family_id) is not None) is written
     assert (grants.get_token(first.token_hash) is not None) is written
     assert grants.is_revoked("jti-" + _id(), family.family_id) is not written
+
+
+def test_login_guard_reads_its_transaction_and_unlock_query(ddb: Any) -> None:
+    """A success raced by a counted guess is refused (read from the cancelled transaction's
+    reasons); a clean success commits; ``unlock`` finds every source's counter with a query."""
+    from chalicelib.errors import InvalidGrant
+    from chalicelib.login_guard import LoginGuard, Policy
+
+    guard = LoginGuard(ddb, TABLE, Policy(threshold=2, base_seconds=60, max_seconds=3600))
+    name = f"u{_id()}"
+    raced = guard.check(name, "c", "192.0.2.1", NOW)
+    guard.failed(guard.check(name, "c", "192.0.2.2", NOW), NOW)
+    with pytest.raises(InvalidGrant):
+        guard.succeeded(raced, NOW)
+    guard.succeeded(guard.check(name, "c", "192.0.2.1", NOW), NOW)
+    for _ in range(2):
+        guard.failed(guard.check(name, "c", "192.0.2.3", NOW), NOW)
+    with pytest.raises(InvalidGrant):
+        guard.check(name, "c", "192.0.2.3", NOW)  # that source waits now
+    assert guard.unlock(name) is True
+    assert guard.check(name, "c", "192.0.2.3", NOW).username == name
+    assert guard.unlock(name) is False
