@@ -62,8 +62,6 @@ def introspect() -> Response:
 
 # --- Authorization code + PKCE and the account pages (chalicelib.authorize, .account) -----
 
-_PAGE_COOKIES = ("tessera_session", "tessera_csrf")
-
 
 def _now() -> int:
     return int(services.clock().now())
@@ -75,7 +73,7 @@ def authorize() -> Response:
     req = app.current_request
     return http.page_call(
         lambda: services.authorization_endpoint().get(
-            http.query_pairs(req), http.request_cookies(req, *_PAGE_COOKIES), _now()
+            http.query_pairs(req), http.page_cookies(req), _now()
         )
     )
 
@@ -87,7 +85,7 @@ def authorize_form() -> Response:
     return http.page_call(
         lambda: services.authorization_endpoint().post(
             http.form_pairs(req) or [],
-            http.request_cookies(req, *_PAGE_COOKIES),
+            http.page_cookies(req),
             http.source_ip(req),
             _now(),
         )
@@ -100,9 +98,7 @@ def connected_apps() -> Response:
     req = app.current_request
     notice = "Access revoked." if ("revoked", "1") in http.query_pairs(req) else ""
     return http.page_call(
-        lambda: services.account_pages().apps(
-            http.request_cookies(req, *_PAGE_COOKIES), _now(), notice
-        )
+        lambda: services.account_pages().apps(http.page_cookies(req), _now(), notice)
     )
 
 
@@ -112,7 +108,7 @@ def account_login() -> Response:
     return http.page_call(
         lambda: services.account_pages().login(
             http.form_pairs(req) or [],
-            http.request_cookies(req, *_PAGE_COOKIES),
+            http.page_cookies(req),
             http.source_ip(req),
             _now(),
         )
@@ -125,7 +121,7 @@ def revoke_app() -> Response:
     req = app.current_request
     return http.page_call(
         lambda: services.account_pages().revoke(
-            http.form_pairs(req) or [], http.request_cookies(req, *_PAGE_COOKIES), _now()
+            http.form_pairs(req) or [], http.page_cookies(req), _now()
         )
     )
 
@@ -135,7 +131,7 @@ def logout() -> Response:
     req = app.current_request
     return http.page_call(
         lambda: services.account_pages().logout(
-            http.form_pairs(req) or [], http.request_cookies(req, *_PAGE_COOKIES)
+            http.form_pairs(req) or [], http.page_cookies(req), _now()
         )
     )
 

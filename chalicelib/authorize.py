@@ -182,16 +182,6 @@ class AuthorizationEndpoint:
                     "The sign-in form has expired or was altered. Start again from the application."
                 ),
             ).outcome()
-        if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf")):
-            return pages.error(
-                brand=self._brand,
-                title="Session expired",
-                message=(
-                    "Your sign-in form is no longer valid. "
-                    "Go back to the application and start again."
-                ),
-                status=403,
-            ).outcome()
         try:
             client, redirect_uri = self._client_and_redirect(
                 request.client_id, request.redirect_uri
@@ -202,6 +192,9 @@ class AuthorizationEndpoint:
             ).outcome()
         step = fields.get("step")
         if step == "login":
+            # The sign-in form was made for "no session" (chalicelib.sessions).
+            if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf"), None):
+                return self._expired_form()
             try:
                 user = authenticate(
                     self._users,
@@ -221,20 +214,26 @@ class AuthorizationEndpoint:
                     error="Invalid username or password.",
                     username=fields.get("username", "")[:200],
                 )
-            value = self._signer.issue(user.user_id, user.username, now)
-            fresh = Session(user.user_id, user.username, now, now + SESSION_TTL)
-            outcome = self._continue(client, request, fresh, cookies, now)
+            value, fresh = self._signer.issue(user.user_id, user.username, now)
+            # A new CSRF nonce at sign-in: one planted or seen before it is worth nothing now.
+            nonce, set_nonce = csrf_nonce(cookies, secure=self._secure, renew=True)
+            outcome = self._continue(client, request, fresh, {**cookies, CSRF_COOKIE: nonce}, now)
             outcome.cookies.append(
                 cookie(SESSION_COOKIE, value, secure=self._secure, max_age=SESSION_TTL)
             )
+            outcome.cookies.extend(set_nonce)
             return outcome
         current = self._signer.read(cookies.get(SESSION_COOKIE), now)
         if step == "consent" and current is not None:
+            # The consent form was made for this session; a token of another one is refused.
+            if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf"), current):
+                return self._expired_form()
             if fields.get("decision") == "allow":
                 return self._issue_code(client, request, current, now)
             return self._redirect_error(
                 redirect_uri, "access_denied", "the user denied access", request.state
             )
+        # No session (it expired on the consent page) or no step: sign in again; nothing changes.
         return self._login_page(client, request, cookies, now)
 
     # -- validation ----------------------------------------------------------------------------
@@ -308,7 +307,7 @@ class AuthorizationEndpoint:
             scopes=request.scope.split(),
             action=AUTHORIZE_PATH,
             request_blob=self._request_blob(request, now),
-            csrf=self._signer.csrf_token(nonce),
+            csrf=self._signer.csrf_token(nonce, session),
         ).outcome()
         outcome.cookies.extend(set_cookie)
         return outcome
@@ -328,12 +327,22 @@ class AuthorizationEndpoint:
             client_name=client.name,
             action=AUTHORIZE_PATH,
             request_blob=self._request_blob(request, now),
-            csrf=self._signer.csrf_token(nonce),
+            csrf=self._signer.csrf_token(nonce, None),
             error=error,
             username=username,
         ).outcome()
         outcome.cookies.extend(set_cookie)
         return outcome
+
+    def _expired_form(self) -> Outcome:
+        return pages.error(
+            brand=self._brand,
+            title="Session expired",
+            message=(
+                "Your sign-in form is no longer valid. Go back to the application and start again."
+            ),
+            status=403,
+        ).outcome()
 
     def _issue_code(
         self, client: Client, request: AuthRequest, session: Session, now: int

@@ -51,6 +51,7 @@ from chalicelib.grant_store import (
 )
 from chalicelib.peppers import Pepper
 from chalicelib.token_endpoint import IssuedRefresh, RotatedRefresh, new_family_id
+from chalicelib.untrusted import same
 
 log = logging.getLogger("tessera.refresh")
 
@@ -288,7 +289,7 @@ class RefreshTokens:
             if (
                 successor is not None
                 and pepper is not None
-                and hmac.compare_digest(token_hash(pepper, successor), rec.successor_hash)
+                and same(token_hash(pepper, successor), rec.successor_hash)
             ):
                 snap = self._store.retry_snapshot(
                     rec.successor_hash, rec.family_id, rec.username, rec.user_id

@@ -16,6 +16,9 @@ REDIRECT = "https://app.example/cb"
 VERIFIER = "v" * 20 + "-._~" + "x" * 30
 CHALLENGE = pkce.s256(VERIFIER)
 PASSWORD = "correct horse battery"
+# The page cookies' names on an https stage (the tests' settings): __Host- prefixed.
+SESSION = "__Host-tessera_session"
+CSRF = "__Host-tessera_csrf"
 
 
 class Browser:
@@ -278,7 +281,7 @@ def test_login_post_without_csrf_token_is_refused(app_client, spa, alice):
         },
     )
     assert resp.status_code == 403
-    assert "tessera_session" not in b.cookies
+    assert SESSION not in b.cookies
 
 
 def test_login_post_from_another_browser_is_refused(app_client, spa, alice):
@@ -331,7 +334,7 @@ def test_session_cookie_is_httponly_samesite_lax_and_secure(app_client, spa, ali
     )
     raw = resp.headers.get("Set-Cookie")
     cookies = raw if isinstance(raw, list) else [raw]
-    session = next(c for c in cookies if c.startswith("tessera_session="))
+    session = next(c for c in cookies if c.startswith(SESSION + "="))
     assert "HttpOnly" in session
     assert "SameSite=Lax" in session
     assert "Secure" in session
@@ -727,7 +730,7 @@ def test_hosted_sign_in_locks_like_the_password_grant(app_client, spa, alice, cl
     resp = sign_in(locked, authorize_path(spa["client_id"]))
     assert resp.status_code == 401
     assert "Invalid username or password." in html(resp)
-    assert "tessera_session" not in locked.cookies
+    assert SESSION not in locked.cookies
     clock.advance(settings().lockout_base_seconds + 1)
     assert 'value="consent"' in html(sign_in(Browser(app_client), authorize_path(spa["client_id"])))
 
@@ -744,14 +747,14 @@ def test_hosted_sign_in_failures_lock_the_account_page_too(app_client, spa, alic
         {"csrf": hidden(html(page), "csrf"), "username": "alice", "password": PASSWORD},
     )
     assert resp.status_code == 401
-    assert "tessera_session" not in b.cookies
+    assert SESSION not in b.cookies
 
 
 def test_consent_post_without_a_session_issues_no_code(app_client, spa, alice):
     signed_in = Browser(app_client)
     consent_page = sign_in(signed_in, authorize_path(spa["client_id"]))
     stranger = Browser(app_client)
-    stranger.cookies["tessera_csrf"] = signed_in.cookies["tessera_csrf"]  # even with the nonce
+    stranger.cookies[CSRF] = signed_in.cookies[CSRF]  # even with the nonce
     resp = consent(stranger, consent_page)
     assert resp.status_code != 303
     assert 'value="login"' in html(resp)
@@ -786,7 +789,7 @@ def test_sign_in_form_expires(app_client, spa, alice, clock):
         },
     )
     assert resp.status_code == 400
-    assert "tessera_session" not in b.cookies
+    assert SESSION not in b.cookies
 
 
 def test_failed_sign_in_keeps_the_username_escaped(app_client, spa):
@@ -806,7 +809,7 @@ def test_account_login_without_csrf_is_refused(app_client, alice):
     b.get("/account/apps")
     resp = b.post("/account/login", {"csrf": "forged", "username": "alice", "password": PASSWORD})
     assert resp.status_code == 403
-    assert "tessera_session" not in b.cookies
+    assert SESSION not in b.cookies
 
 
 def test_logout_without_csrf_keeps_the_session(app_client, alice):
@@ -814,7 +817,7 @@ def test_logout_without_csrf_keeps_the_session(app_client, alice):
     account_sign_in(b)
     resp = b.post("/account/logout", {"csrf": "forged"})
     assert resp.status_code == 403
-    assert "tessera_session" in b.cookies
+    assert SESSION in b.cookies
     assert "Connected apps" in html(b.get("/account/apps"))
 
 
@@ -884,3 +887,218 @@ def test_no_cors_for_a_client_without_redirect_uris(app_client, make_client):
     )
     assert resp.status_code == 200
     assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+# --- bad input on the page forms is a 4xx, never a 500 -------------------------------------
+
+NON_ASCII = "é" * 43  # hmac.compare_digest raises TypeError on a non-ASCII str
+
+
+def _post_with_csrf(app_client, client_id: str, form: str, csrf: str):
+    """Post one of the page forms, signed in where the form needs it, with ``csrf``."""
+    b = Browser(app_client)
+    if form == "authorize-login":
+        page = b.get(authorize_path(client_id))
+        fields = {"request": hidden(html(page), "request"), "step": "login"}
+        fields |= {"username": "alice", "password": PASSWORD}
+        return b, b.post("/oauth2/authorize", {**fields, "csrf": csrf})
+    if form == "authorize-consent":
+        page = sign_in(b, authorize_path(client_id))
+        fields = {"request": hidden(html(page), "request"), "step": "consent"}
+        return b, b.post("/oauth2/authorize", {**fields, "decision": "allow", "csrf": csrf})
+    if form == "account-login":
+        b.get("/account/apps")
+        fields = {"username": "alice", "password": PASSWORD, "csrf": csrf}
+        return b, b.post("/account/login", fields)
+    account_sign_in(b)
+    if form == "account-logout":
+        return b, b.post("/account/logout", {"csrf": csrf})
+    return b, b.post("/account/apps/revoke", {"csrf": csrf, "grant": "x"})
+
+
+PAGE_FORMS = [
+    "authorize-login",
+    "authorize-consent",
+    "account-login",
+    "account-logout",
+    "account-revoke",
+]
+
+
+@pytest.mark.parametrize("form", PAGE_FORMS)
+@pytest.mark.parametrize("csrf", [NON_ASCII, "\u2028", "😀" * 11, "\x00"])
+def test_non_ascii_csrf_token_is_4xx(app_client, spa, alice, form, csrf):
+    b, resp = _post_with_csrf(app_client, spa["client_id"], form, csrf)
+    assert resp.status_code == 403, html(resp)
+    assert "Location" not in resp.headers
+    signed_in = form in ("authorize-consent", "account-logout", "account-revoke")
+    assert (SESSION in b.cookies) == signed_in
+
+
+def test_non_ascii_request_signature_is_4xx(app_client, spa, alice):
+    b = Browser(app_client)
+    page = b.get(authorize_path(spa["client_id"]))
+    encoded, kid, _mac = hidden(html(page), "request").split(".")
+    for blob in (f"{encoded}.{kid}.{NON_ASCII}", f"{encoded}.{NON_ASCII}.x", f"{NON_ASCII}.a.b"):
+        resp = b.post(
+            "/oauth2/authorize",
+            {"request": blob, "csrf": hidden(html(page), "csrf"), "step": "login"},
+        )
+        assert resp.status_code == 400, html(resp)
+        assert "Location" not in resp.headers
+
+
+# --- CSRF is bound to the session; the nonce is replaced at sign-in --------------------------
+
+
+def test_csrf_token_from_another_session_is_refused(app_client, spa, alice, make_user):
+    """A consent token works only in the session its page was made for, even when the other
+    browser carries the same CSRF nonce (planted, or read before sign-in)."""
+    victim = Browser(app_client)
+    victims_page = sign_in(victim, authorize_path(spa["client_id"]))
+    make_user("mallory", PASSWORD)
+    attacker = Browser(app_client)
+    attackers_page = sign_in(attacker, authorize_path(spa["client_id"]), username="mallory")
+    victim.cookies[CSRF] = attacker.cookies[CSRF]  # the attacker's nonce, planted
+    forged = {
+        "request": hidden(html(victims_page), "request"),
+        "csrf": hidden(html(attackers_page), "csrf"),
+        "step": "consent",
+        "decision": "allow",
+    }
+    resp = victim.post("/oauth2/authorize", forged)
+    assert resp.status_code == 403
+    assert "Location" not in resp.headers
+
+
+def test_csrf_token_from_another_session_is_refused_on_the_account_pages(
+    app_client, spa, alice, make_user
+):
+    tokens = body(exchange(app_client, spa, get_code(app_client, spa)["code"]))
+    victim = Browser(app_client)
+    grant = hidden(html(account_sign_in(victim)), "grant")
+    make_user("mallory", PASSWORD)
+    attacker = Browser(app_client)
+    page = attacker.get("/account/apps")
+    attacker.post(
+        "/account/login",
+        {"csrf": hidden(html(page), "csrf"), "username": "mallory", "password": PASSWORD},
+    )
+    attackers_csrf = hidden(html(attacker.get("/account/apps")), "csrf")
+    victim.cookies[CSRF] = attacker.cookies[CSRF]
+    for path, fields in (
+        ("/account/apps/revoke", {"csrf": attackers_csrf, "grant": grant}),
+        ("/account/logout", {"csrf": attackers_csrf}),
+    ):
+        assert victim.post(path, fields).status_code == 403, path
+    assert SESSION in victim.cookies
+    refreshed = form_post(
+        app_client,
+        "/oauth2/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": spa["client_id"],
+        },
+    )
+    assert refreshed.status_code == 200
+
+
+def test_csrf_nonce_replaced_at_sign_in(app_client, spa, alice):
+    """Signing in sets a new nonce: one an attacker planted or read before is worthless after."""
+    b = Browser(app_client)
+    login_page = b.get(authorize_path(spa["client_id"]))
+    before = b.cookies[CSRF]
+    consent_page = b.post(
+        "/oauth2/authorize",
+        {
+            "request": hidden(html(login_page), "request"),
+            "csrf": hidden(html(login_page), "csrf"),
+            "step": "login",
+            "username": "alice",
+            "password": PASSWORD,
+        },
+    )
+    assert consent_page.status_code == 200
+    assert b.cookies[CSRF] != before
+    stale = b.cookies[CSRF]
+    b.cookies[CSRF] = before  # the old nonce with the new page's token
+    assert consent(b, consent_page).status_code == 403
+    b.cookies[CSRF] = stale
+    assert "code" in location(consent(b, consent_page))
+
+
+def test_csrf_nonce_replaced_at_account_sign_in(app_client, alice):
+    b = Browser(app_client)
+    page = b.get("/account/apps")
+    before = b.cookies[CSRF]
+    resp = b.post(
+        "/account/login",
+        {"csrf": hidden(html(page), "csrf"), "username": "alice", "password": PASSWORD},
+    )
+    assert resp.status_code == 303
+    assert b.cookies[CSRF] != before
+    assert "Connected apps" in html(b.get("/account/apps"))
+
+
+# --- page cookies: __Host- prefix where the stage is https -----------------------------------
+
+
+def _set_cookies(resp) -> list[str]:
+    raw = resp.headers.get("Set-Cookie")
+    return raw if isinstance(raw, list) else ([raw] if raw else [])
+
+
+def test_cookies_use_host_prefix_on_https(app_client, spa, alice):
+    """``__Host-`` cookies (RFC 6265bis §4.1.3.2) can be set only by this host, Secure, Path=/,
+    without Domain: a sibling subdomain cannot plant a session or a CSRF nonce."""
+    b = Browser(app_client)
+    page = b.get(authorize_path(spa["client_id"]))
+    sent = _set_cookies(page)
+    signed_in = b.post(
+        "/oauth2/authorize",
+        {
+            "request": hidden(html(page), "request"),
+            "csrf": hidden(html(page), "csrf"),
+            "step": "login",
+            "username": "alice",
+            "password": PASSWORD,
+        },
+    )
+    sent += _set_cookies(signed_in)
+    sent += _set_cookies(b.post("/account/logout", {"csrf": hidden(html(signed_in), "csrf")}))
+    names = {c.split("=", 1)[0] for c in sent}
+    assert names == {SESSION, CSRF}
+    for c in sent:
+        attrs = c.split("; ")
+        assert {"Secure", "Path=/", "HttpOnly", "SameSite=Lax"} <= set(attrs), c
+        assert not any(a.lower().startswith("domain=") for a in attrs), c
+
+
+def test_unprefixed_cookies_are_ignored_on_https(app_client, spa, alice):
+    """A session or nonce under the plain name (which a sibling subdomain could set) counts for
+    nothing where the stage is https."""
+    signed_in = Browser(app_client)
+    sign_in(signed_in, authorize_path(spa["client_id"]))
+    tossed = Browser(app_client)
+    tossed.cookies["tessera_session"] = signed_in.cookies[SESSION]
+    tossed.cookies["tessera_csrf"] = signed_in.cookies[CSRF]
+    page = tossed.get(authorize_path(spa["client_id"]))
+    assert 'value="login"' in html(page)
+    assert CSRF in tossed.cookies  # a nonce of its own, under the prefixed name
+
+
+def test_plain_http_stage_keeps_unprefixed_cookie_names(app_client, spa, alice, monkeypatch):
+    """The local stack (plain http, TESSERA_COOKIE_SECURE=false): browsers refuse __Host- cookies
+    without Secure, and Secure cookies over http, so names and flags stay plain."""
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("TESSERA_COOKIE_SECURE", "false")
+    settings.cache_clear()
+    assert settings().cookie_secure is False  # read now, not inside a call (see app_client)
+    b = Browser(app_client)
+    consent_page = sign_in(b, authorize_path(spa["client_id"]))
+    assert set(b.cookies) == {"tessera_session", "tessera_csrf"}
+    assert "code" in location(consent(b, consent_page))
+    for c in _set_cookies(consent_page):
+        assert "Secure" not in c.split("; ")
