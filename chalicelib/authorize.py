@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from chalicelib import pages, pkce
 from chalicelib.auth_codes import CODE_TTL, CodeGrant, CodeStore, new_code
@@ -105,9 +105,13 @@ def redirect_matches(registered: str, requested: str, *, native: bool) -> bool:
     )
 
 
-def append_query(uri: str, params: dict[str, str]) -> str:
-    sep = "&" if urlsplit(uri).query else "?"
-    return uri + sep + urlencode(params)
+def with_query(uri: str, params: dict[str, str]) -> str:
+    """``uri`` with ``params`` added to its query, built with urllib.parse: the registered URI's
+    own query stays as it is (RFC 6749 §3.1.2), and an empty one (``/cb?``) gives ``/cb?code=``.
+    Registration keeps to URIs that urllib reproduces exactly (chalicelib.admin)."""
+    parts = urlsplit(uri)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return urlunsplit(parts._replace(query=query))
 
 
 class AuthorizationEndpoint:
@@ -308,6 +312,7 @@ class AuthorizationEndpoint:
             action=AUTHORIZE_PATH,
             request_blob=self._request_blob(request, now),
             csrf=self._signer.csrf_token(nonce, session),
+            redirects_to=request.redirect_uri,
         ).outcome()
         outcome.cookies.extend(set_cookie)
         return outcome
@@ -328,6 +333,7 @@ class AuthorizationEndpoint:
             action=AUTHORIZE_PATH,
             request_blob=self._request_blob(request, now),
             csrf=self._signer.csrf_token(nonce, None),
+            redirects_to=request.redirect_uri,
             error=error,
             username=username,
         ).outcome()
@@ -366,7 +372,7 @@ class AuthorizationEndpoint:
         params["iss"] = self._s.issuer
         return Outcome(
             303,
-            {"Location": append_query(request.redirect_uri, params), "Cache-Control": "no-store"},
+            {"Location": with_query(request.redirect_uri, params), "Cache-Control": "no-store"},
         )
 
     # -- helpers -------------------------------------------------------------------------------
@@ -394,5 +400,5 @@ class AuthorizationEndpoint:
             params["state"] = state
         params["iss"] = self._s.issuer
         return Outcome(
-            303, {"Location": append_query(redirect_uri, params), "Cache-Control": "no-store"}
+            303, {"Location": with_query(redirect_uri, params), "Cache-Control": "no-store"}
         )

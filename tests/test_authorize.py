@@ -1102,3 +1102,151 @@ def test_plain_http_stage_keeps_unprefixed_cookie_names(app_client, spa, alice, 
     assert "code" in location(consent(b, consent_page))
     for c in _set_cookies(consent_page):
         assert "Secure" not in c.split("; ")
+
+
+# --- native apps get their code: the page's CSP allows its redirect; URLs built by urllib --------
+
+PRIVATE_USE = "com.example.photos:/callback"
+
+
+def form_action_allows(csp: str, target: str, self_origin: str = ISSUER) -> bool:
+    """Whether a redirect to ``target`` after a form is sent passes the page's ``form-action``
+    (CSP3 §6.7.2.1: scheme-source and host-source matching; paths are ignored after a redirect)."""
+    directives = {d.split()[0]: d.split()[1:] for d in csp.split(";") if d.strip()}
+    want = urlsplit(target)
+    port = want.port or {"http": 80, "https": 443}.get(want.scheme)
+    for source in directives.get("form-action", []):
+        if source == "'self'":
+            source = self_origin
+        if source.endswith(":") and "/" not in source:
+            schemes = {"http", "https"} if source == "http:" else {source[:-1]}
+            if want.scheme in schemes:
+                return True
+            continue
+        have = urlsplit(source)
+        have_port = have.port or {"http": 80, "https": 443}.get(have.scheme)
+        scheme_ok = want.scheme == have.scheme or (have.scheme, want.scheme) == ("http", "https")
+        if scheme_ok and want.hostname == have.hostname and port == have_port:
+            return True
+    return False
+
+
+def test_form_action_matcher_matches_like_a_browser():
+    csp = "default-src 'none'; form-action 'self' com.example.app: https://app.example:8443"
+    assert form_action_allows(csp, ISSUER + "/oauth2/authorize")
+    assert form_action_allows(csp, "com.example.app:/cb?code=1")
+    assert form_action_allows(csp, "https://app.example:8443/cb")
+    assert not form_action_allows(csp, "https://app.example/cb")
+    assert not form_action_allows(csp, "com.example.evil:/cb")
+    assert form_action_allows("form-action 'self' http: https:", "https://evil.example/cb")
+    assert not form_action_allows("form-action 'self' http: https:", PRIVATE_USE)
+
+
+def _redirect_after_consent(app_client, client, redirect_uri, decision="allow"):
+    b = Browser(app_client)
+    login_page = b.get(authorize_path(client["client_id"], redirect_uri=redirect_uri))
+    consent_page = sign_in(b, authorize_path(client["client_id"], redirect_uri=redirect_uri))
+    assert consent_page.status_code == 200, html(consent_page)
+    return login_page, consent_page, consent(b, consent_page, decision)
+
+
+def test_csp_allows_redirect_to_private_use_scheme(app_client, make_client, alice):
+    """RFC 8252 §7.1: the consent form's answer redirects to the app's private-use scheme, and
+    browsers apply form-action to that redirect: the page's CSP must allow it, and only it."""
+    native = make_client(
+        name="Photos",
+        grant_types=["authorization_code"],
+        public=True,
+        redirect_uris=[PRIVATE_USE],
+    )
+    login_page, consent_page, done = _redirect_after_consent(app_client, native, PRIVATE_USE)
+    target = done.headers["Location"]
+    assert target.startswith(PRIVATE_USE + "?code=")
+    for page in (login_page, consent_page):
+        csp = page.headers["Content-Security-Policy"]
+        assert form_action_allows(csp, target), csp
+        assert form_action_allows(csp, ISSUER + "/oauth2/authorize")
+        assert not form_action_allows(csp, "https://evil.example/cb")
+        assert not form_action_allows(csp, "com.example.evil:/cb")
+        assert "frame-ancestors 'none'" in csp
+        assert "default-src 'none'" in csp
+    code = parse_qs(urlsplit(target).query)["code"][0]
+    assert exchange(app_client, native, code, redirect_uri=PRIVATE_USE).status_code == 200
+
+
+def test_csp_allows_the_denial_redirect_to_a_private_use_scheme(app_client, make_client, alice):
+    native = make_client(
+        grant_types=["authorization_code"], public=True, redirect_uris=[PRIVATE_USE]
+    )
+    _, consent_page, done = _redirect_after_consent(app_client, native, PRIVATE_USE, "deny")
+    target = done.headers["Location"]
+    assert parse_qs(urlsplit(target).query)["error"] == ["access_denied"]
+    assert form_action_allows(consent_page.headers["Content-Security-Policy"], target)
+
+
+def test_csp_allows_redirect_to_the_loopback_port_of_the_request(app_client, native, alice):
+    uri = "http://127.0.0.1:51004/callback"
+    b = Browser(app_client)
+    page = b.get(authorize_path(native["client_id"], redirect_uri=uri))
+    csp = page.headers["Content-Security-Policy"]
+    done = sign_in(b, authorize_path(native["client_id"], redirect_uri=uri))
+    assert form_action_allows(csp, done.headers["Location"])
+    assert not form_action_allows(csp, "http://127.0.0.1:51005/callback")
+    assert not form_action_allows(csp, "https://evil.example/callback")
+
+
+def test_csp_of_a_web_app_names_only_its_origin(app_client, spa, alice):
+    _, consent_page, done = _redirect_after_consent(app_client, spa, REDIRECT)
+    csp = consent_page.headers["Content-Security-Policy"]
+    assert form_action_allows(csp, done.headers["Location"])
+    assert not form_action_allows(csp, "https://evil.example/cb")
+    assert not form_action_allows(csp, "http://app.example/cb")
+
+
+def test_account_pages_allow_forms_to_this_server_only(app_client, alice):
+    b = Browser(app_client)
+    for page in (b.get("/account/apps"), account_sign_in(b)):
+        csp = page.headers["Content-Security-Policy"]
+        assert form_action_allows(csp, ISSUER + "/account/login")
+        assert not form_action_allows(csp, "https://app.example/cb")
+        assert not form_action_allows(csp, PRIVATE_USE)
+
+
+def test_redirect_uri_with_empty_query(app_client, make_client, alice):
+    """``…/cb?`` registered: the code is added as ``…/cb?code=…``, never ``??code=``."""
+    registered = "https://app.example/cb?"
+    client = make_client(
+        grant_types=["authorization_code"], public=True, redirect_uris=[registered]
+    )
+    _, _, done = _redirect_after_consent(app_client, client, registered)
+    target = done.headers["Location"]
+    assert target.startswith("https://app.example/cb?code=")
+    assert "??" not in target
+    query = parse_qs(urlsplit(target).query)
+    assert query["state"] == ["st-123"]
+    assert (
+        exchange(app_client, client, query["code"][0], redirect_uri=registered).status_code == 200
+    )
+    _, _, denied = _redirect_after_consent(app_client, client, registered, "deny")
+    assert denied.headers["Location"].startswith("https://app.example/cb?error=access_denied&")
+    error = Browser(app_client).get(
+        authorize_path(client["client_id"], redirect_uri=registered, scope="admin")
+    )
+    assert error.headers["Location"].startswith("https://app.example/cb?error=invalid_scope&")
+
+
+@pytest.mark.parametrize(
+    ("uri", "written"),
+    [
+        ("com.example.app:///cb", "com.example.app:/cb"),
+        ("HTTPS://app.example/cb", "https://app.example/cb"),
+    ],
+)
+def test_redirect_uri_that_urllib_would_rewrite_is_refused_at_registration(uri, written):
+    """The code is added with urllib.parse, which writes some URIs differently: such a URI is
+    refused with the form to register instead, so the app always gets its own URI back."""
+    from chalicelib.admin import AdminError, check_redirect_uri
+
+    with pytest.raises(AdminError, match=re.escape(repr(written))):
+        check_redirect_uri(uri)
+    check_redirect_uri(written)
