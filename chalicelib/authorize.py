@@ -6,7 +6,9 @@ than an error page). After that, every error goes back to the client's redirect 
 and ``iss``. Without a session the sign-in page is shown; first-party clients skip consent, others
 get a consent page that lists the scopes in plain words. The authorization request travels between
 the pages in a signed hidden field, so a form cannot change the client, redirect URI, scope or PKCE
-challenge, and every form carries a CSRF token (chalicelib.sessions).
+challenge, and every form carries a CSRF token (chalicelib.sessions). A session counts only while
+its user may still receive a code (``login.signed_in``: not disabled or deleted since); the code
+carries the user's epoch, and the exchange checks the user again (chalicelib.token_endpoint).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from chalicelib.client_auth import ClientLookup
 from chalicelib.clients import Client
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidGrant, InvalidScope
-from chalicelib.login import LoginGuard, authenticate
+from chalicelib.login import LoginGuard, authenticate, signed_in
 from chalicelib.pages import Outcome
 from chalicelib.scopes import resolve_scope
 from chalicelib.sessions import (
@@ -161,7 +163,7 @@ class AuthorizationEndpoint:
             request = self._validate(client, redirect_uri, _single(query))
         except _RedirectError as exc:
             return self._redirect_error(redirect_uri, exc.error, exc.description, state)
-        session = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        session = signed_in(self._signer, self._users, cookies.get(SESSION_COOKIE), now)
         return self._continue(client, request, session, cookies, now)
 
     def post(
@@ -218,7 +220,7 @@ class AuthorizationEndpoint:
                     error="Invalid username or password.",
                     username=fields.get("username", "")[:200],
                 )
-            value, fresh = self._signer.issue(user.user_id, user.username, now)
+            value, fresh = self._signer.issue(user.user_id, user.username, now, epoch=user.epoch)
             # A new CSRF nonce at sign-in: one planted or seen before it is worth nothing now.
             nonce, set_nonce = csrf_nonce(cookies, secure=self._secure, renew=True)
             outcome = self._continue(client, request, fresh, {**cookies, CSRF_COOKIE: nonce}, now)
@@ -227,7 +229,7 @@ class AuthorizationEndpoint:
             )
             outcome.cookies.extend(set_nonce)
             return outcome
-        current = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        current = signed_in(self._signer, self._users, cookies.get(SESSION_COOKIE), now)
         if step == "consent" and current is not None:
             # The consent form was made for this session; a token of another one is refused.
             if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf"), current):
@@ -364,6 +366,7 @@ class AuthorizationEndpoint:
                 username=session.username,
                 scope=request.scope,
                 expires_at=now + CODE_TTL,
+                user_epoch=session.epoch,
             ),
         )
         params = {"code": code}

@@ -17,6 +17,10 @@ works only in the session it was made for, and signing in replaces the nonce, so
 learnt before sign-in is worth nothing after it. A cross-site page can neither read the nonce nor
 forge the HMAC, and ``SameSite=Lax`` already keeps the cookies off cross-site POSTs: two
 independent defences.
+
+Ending sessions server-side: a session also carries the user's epoch (chalicelib.users), and the
+pages use it only through ``login.signed_in``, which reads the user: disabled, deleted, or moved
+to a new epoch since the session began, and the session counts as none.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Session(NamedTuple):
     issued_at: int
     expires_at: int
     sid: str  # random per sign-in: what CSRF tokens are bound to
+    epoch: int = 0  # the user's epoch when the session began (chalicelib.users)
 
 
 def _b64(data: bytes) -> str:
@@ -70,11 +75,11 @@ class SessionSigner:
         return _b64(hmac.new(key, message, hashlib.sha256).digest())
 
     def issue(
-        self, user_id: str, username: str, now: int, ttl: int = SESSION_TTL
+        self, user_id: str, username: str, now: int, ttl: int = SESSION_TTL, *, epoch: int = 0
     ) -> tuple[str, Session]:
         """A new session (a fresh id) and the cookie value that carries it."""
         kid, key = self._current
-        session = Session(user_id, username, now, now + ttl, secrets.token_urlsafe(16))
+        session = Session(user_id, username, now, now + ttl, secrets.token_urlsafe(16), epoch)
         payload = _b64(
             json.dumps(
                 {
@@ -84,6 +89,7 @@ class SessionSigner:
                     "exp": session.expires_at,
                     "s": session.sid,
                     "k": kid,
+                    "e": epoch,
                 },
                 separators=(",", ":"),
             ).encode()
@@ -103,7 +109,12 @@ class SessionSigner:
             if str(data["k"]) != kid:
                 return None
             session = Session(
-                str(data["u"]), str(data["n"]), int(data["iat"]), int(data["exp"]), str(data["s"])
+                str(data["u"]),
+                str(data["n"]),
+                int(data["iat"]),
+                int(data["exp"]),
+                str(data["s"]),
+                int(data.get("e", 0)),
             )
         except (ValueError, KeyError, TypeError):
             return None
