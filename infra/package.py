@@ -71,7 +71,7 @@ class Throttle(NamedTuple):
 
 # Per stage, per method (API Gateway MethodSettings). The stage-wide pair applies to every method
 # without its own. Sign-in is the tightest: each attempt costs an Argon2id hash, and the login
-# guard's lockouts count per user, not per source.
+# guard bounds guesses per username and per source, not the total rate from many sources.
 THROTTLES = (
     Throttle("Stage", (("/*", "*"),), 200, 400, "every method without its own limit"),
     Throttle("Token", (("/oauth2/token", "POST"),), 100, 200, "token endpoint"),
