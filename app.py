@@ -12,6 +12,7 @@ from typing import Any
 from chalice.app import AuthRequest, Chalice, Response
 
 from chalicelib import http, services
+from chalicelib.config import demo_enabled
 from chalicelib.routes_scopes import AUTHORIZER_CACHE_TTL
 
 app = Chalice(app_name="tessera")
@@ -197,42 +198,46 @@ def tessera_authorizer(auth_request: AuthRequest) -> dict[str, Any]:
     return authorizer.handle(auth_request.token, auth_request.method_arn)
 
 
-@app.route("/people", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
-def list_people() -> Response:
-    """Demo API, scope people:read (chalicelib.routes_scopes)."""
-    from chalicelib import demo_api
+# The demo API exists only in stages whose TESSERA_DEMO is on (local, dev): Chalice builds the
+# API from the routes declared at import, and chalice package/deploy import this module with the
+# stage's variables, so a stage with the demo off (prod) has no demo routes at all.
+if demo_enabled():
 
-    return http.oauth_call(demo_api.list_people)
+    @app.route("/people", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
+    def list_people() -> Response:
+        """Demo API, scope people:read (chalicelib.routes_scopes)."""
+        from chalicelib import demo_api
 
+        return http.oauth_call(demo_api.list_people)
 
-@app.route(
-    "/people/{person_id}", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY
-)
-def get_person(person_id: str) -> Response:
-    """Demo API, scope people:read."""
-    from chalicelib import demo_api
-
-    return http.oauth_call(lambda: demo_api.get_person(person_id))
-
-
-@app.route("/articles", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
-def list_articles() -> Response:
-    """Demo API, scope articles:read."""
-    from chalicelib import demo_api
-
-    return http.oauth_call(demo_api.list_articles)
-
-
-@app.route("/articles", methods=["POST"], authorizer=tessera_authorizer, content_types=_ANY)
-def create_article() -> Response:
-    """Demo API, scope articles:write; the author is the token's subject."""
-    from chalicelib import demo_api
-
-    request = app.current_request
-    assert request is not None
-    return http.oauth_call(
-        lambda: demo_api.create_article(request.raw_body, demo_api.caller(request).get("sub", ""))
+    @app.route(
+        "/people/{person_id}", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY
     )
+    def get_person(person_id: str) -> Response:
+        """Demo API, scope people:read."""
+        from chalicelib import demo_api
+
+        return http.oauth_call(lambda: demo_api.get_person(person_id))
+
+    @app.route("/articles", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
+    def list_articles() -> Response:
+        """Demo API, scope articles:read."""
+        from chalicelib import demo_api
+
+        return http.oauth_call(demo_api.list_articles)
+
+    @app.route("/articles", methods=["POST"], authorizer=tessera_authorizer, content_types=_ANY)
+    def create_article() -> Response:
+        """Demo API, scope articles:write; the author is the token's subject."""
+        from chalicelib import demo_api
+
+        request = app.current_request
+        assert request is not None
+        return http.oauth_call(
+            lambda: demo_api.create_article(
+                request.raw_body, demo_api.caller(request).get("sub", "")
+            )
+        )
 
 
 # --- Rotation -----------------------------------------------------------------------------
