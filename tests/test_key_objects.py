@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 
-from chalicelib import key_objects
+from chalicelib import access_tokens, key_objects
 from chalicelib.key_objects import InvalidKey, load_signing_key, load_verifying_key
 
 CLAIMS = {"iss": "https://issuer.example", "sub": "s", "aud": "https://api.example", "exp": 2**31}
@@ -79,6 +79,32 @@ def test_rs256_token_does_not_verify_with_an_es256_key(
 ) -> None:
     token = load_signing_key(rs_jwk).sign(CLAIMS, "at+jwt")
     assert not load_verifying_key(public_part(es_jwk)).verifies(token)
+
+
+@pytest.mark.parametrize("fixture", ["es_jwk", "rs_jwk"])
+def test_access_token_issued_with_either_algorithm_validates(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    signer = load_signing_key(request.getfixturevalue(fixture))
+    token, _ = access_tokens.issue(
+        signer,
+        issuer="https://issuer.example",
+        audience="https://api.example",
+        subject="u",
+        client_id="c",
+        scope="people:read",
+        now=1_800_000_000,
+        lifetime=900,
+    )
+    claims = access_tokens.validate(
+        token,
+        {signer.kid: signer.verifying_key()}.get,
+        issuer="https://issuer.example",
+        audience="https://api.example",
+        now=1_800_000_001,
+        leeway=0,
+    )
+    assert (claims.kid, claims.sub) == (signer.kid, "u")
 
 
 def test_signing_key_and_its_verifying_key_share_kid_alg_and_public_numbers(
