@@ -103,6 +103,14 @@ def settings() -> Settings:
     )
 
 
+def demo_enabled() -> bool:
+    """``TESSERA_DEMO``: whether this stage serves the demo API (/people, /articles) and has its
+    table (on in local and dev, off in prod and by default). Read when app.py is imported, unlike
+    the settings: Chalice builds the API from the routes declared then, and chalice package and
+    chalice deploy import app.py with the stage's variables."""
+    return _bool("TESSERA_DEMO", False)
+
+
 def local_state_path(default: Path) -> Path:
     """Where the running local stack records its emulator endpoint and issuer.
 

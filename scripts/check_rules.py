@@ -1,15 +1,19 @@
 """Tessera's own static rules (security.md), checked on the syntax tree: ``make lint`` runs this.
 
-1. ``jwt.decode(...)`` always names its algorithms: ``algorithms=[...]`` (a list or tuple literal).
-2. Secrets are compared with ``hmac.compare_digest``, never ``==`` / ``!=``: a comparison of two
+1. ``jwt.decode(...)`` and every ``decode_complete(...)`` (PyJWT's, whatever the instance) name
+   their algorithms: ``algorithms=[...]`` (a non-empty list or tuple literal).
+2. Secrets are compared in constant time, never ``==`` / ``!=``: a comparison of two
    non-literal operands one of which is named like a secret, password, hash, digest, MAC or
    signature is an error (runtime code: app.py, chalicelib/).
 3. No HS256/HS384/HS512 and no ``"none"`` algorithm in the token validation path
-   (chalicelib/jose.py, access_tokens.py, authorizer.py, introspection.py).
+   (chalicelib/key_objects.py, access_tokens.py, authorizer.py, introspection.py).
 4. No ``app.debug`` switched on anywhere (tracebacks in 500 bodies).
 5. No ``print`` or log call whose arguments mention a variable named token, secret or password
    (runtime code). Log the ``jti``, family id or a hash prefix instead.
-6. Runtime code opens no network connection itself: no import of ``socket``, ``ssl``,
+6. ``compare_digest`` is called only in chalicelib/untrusted.py (runtime code): everything else
+   uses ``untrusted.same``, which compares bytes (``compare_digest`` raises on non-ASCII ``str``,
+   so a hostile token became a 500).
+7. Runtime code opens no network connection itself: no import of ``socket``, ``ssl``,
    ``http.client``, ``urllib.request`` or ``asyncio``. AWS is reached through botocore
    (chalicelib/aws.py), whose HTTP, TLS and signing are well kept and tested.
 
@@ -28,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".venv", ".venv-tools", "build", ".git", ".chalice", "node_modules", "__pycache__"}
 VALIDATION_PATH = {
-    "chalicelib/jose.py",
+    "chalicelib/key_objects.py",
     "chalicelib/access_tokens.py",
     "chalicelib/authorizer.py",
     "chalicelib/introspection.py",
@@ -42,7 +46,8 @@ LOGGED_NAME = re.compile(r"(^|_)(tokens?|secrets?|passw(or)?ds?)($|_)", re.I)
 LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critical", "log"}
 LOGGER_NAMES = re.compile(r"^(log|logger|logging|_log|LOG|LOGGER)$")
 HMAC_ALGS = {"HS256", "HS384", "HS512"}
-# Modules that open connections; runtime code leaves that to botocore (rule 6).
+SAFE_COMPARE = "chalicelib/untrusted.py"
+# Modules that open connections; runtime code leaves that to botocore (rule 7).
 NETWORK_MODULES = {"socket", "ssl", "http.client", "urllib.request", "asyncio"}
 
 
@@ -78,12 +83,18 @@ class Checker(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr == "decode":
+        if isinstance(func, ast.Attribute) and func.attr in ("decode", "decode_complete"):
             owner = _identifier(func.value)
-            if owner == "jwt":
+            if owner == "jwt" or func.attr == "decode_complete":
                 algs = next((k.value for k in node.keywords if k.arg == "algorithms"), None)
                 if not isinstance(algs, ast.List | ast.Tuple) or not algs.elts:
-                    self.report(node, "jwt-algorithms", "jwt.decode without algorithms=[...]")
+                    self.report(node, "jwt-algorithms", f"{func.attr} without algorithms=[...]")
+        if (
+            is_runtime(self.rel)
+            and self.rel != SAFE_COMPARE
+            and _identifier(func) == "compare_digest"
+        ):
+            self.report(node, "safe-compare", "compare_digest outside untrusted.same")
         if is_runtime(self.rel) and self._is_print_or_log(func):
             args: list[ast.expr] = [*node.args, *(k.value for k in node.keywords)]
             for arg in args:
@@ -109,7 +120,9 @@ class Checker(ast.NodeVisitor):
                     name = _identifier(operand)
                     if name and name not in SECRET_IDS and SECRETISH.search(name):
                         self.report(
-                            node, "compare-digest", f"{name!r} compared with ==/!= (use hmac)"
+                            node,
+                            "compare-digest",
+                            f"{name!r} compared with ==/!= (use untrusted.same)",
                         )
                         break
         self.generic_visit(node)
