@@ -197,10 +197,19 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _client_create(args: argparse.Namespace) -> None:
+    from chalicelib.config import settings
+
+    grant_types = [g.strip() for g in args.grant_types.split(",") if g.strip()]
+    if "password" in grant_types and not settings().password_grant:
+        # The token endpoint would refuse it (unsupported_grant_type): say so now.
+        raise AdminError(
+            f"the password grant is off in stage {args.stage} "
+            "(TESSERA_PASSWORD_GRANT in .chalice/config.json)"
+        )
     result = create_client(
         services.client_store(),
         name=args.name,
-        grant_types=[g.strip() for g in args.grant_types.split(",") if g.strip()],
+        grant_types=grant_types,
         scopes=args.scope.split(),
         public=args.public,
         introspect=args.introspect,

@@ -203,6 +203,20 @@ def test_public_client_cannot_have_client_credentials(cli: Any) -> None:
     _assert_one_line_error(done)
 
 
+def test_password_client_is_refused_where_the_stage_disables_the_grant(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("TESSERA_PASSWORD_GRANT", "false")
+    settings.cache_clear()
+    done = cli("client", "create", "--name", "app", "--grant-types", "password,refresh_token")
+
+    _assert_one_line_error(done)
+    assert "TESSERA_PASSWORD_GRANT" in done.err
+    assert services.client_store().list() == []
+
+
 # --- users --------------------------------------------------------------------------------
 
 

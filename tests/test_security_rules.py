@@ -249,7 +249,6 @@ def test_every_refused_password_login_runs_one_argon2id_check_with_current_param
 
 def test_metadata_advertises_s256_pkce_before_any_code_flow_client_exists(app_client, client):
     doc = body(app_client.http.get("/.well-known/oauth-authorization-server"))
-    assert "authorization_code" not in doc["grant_types_supported"]
     assert doc["code_challenge_methods_supported"] == ["S256"]
 
 
