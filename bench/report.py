@@ -480,7 +480,8 @@ NOTES = """## Targets missed: why, and what would fix them
   Closer would be: trusting only the Amazon Trust Services roots for `*.amazonaws.com` instead of
   the system bundle (~20 ms; AWS sanctions pinning to its roots, at the price of a trust store to
   maintain), or not checking revocation on the first event (one handshake less, a security
-  setting we keep). Cold starts are < 1% of invocations (performance.md).
+  setting we keep). Cold starts are < 1% of invocations (AWS Lambda operator guide, "Lambda
+  execution environments").
 - **Cold start, API handler (~2.3-3.2x).** The same two HTTPS calls (client record, signing key
   set) plus Chalice, `cryptography` and the token endpoint's modules. Net of the HTTPS floor it is
   ~1.0-1.6x, within the 2x target; the floor itself is the miss. Provisioned concurrency hides it

@@ -1,4 +1,5 @@
-"""Tessera's own static rules (security.md), checked on the syntax tree: ``make lint`` runs this.
+"""Tessera's own static rules (README, "Security", "Checks"), checked on the syntax tree:
+``make lint`` runs this.
 
 1. ``jwt.decode(...)`` always names its algorithms: ``algorithms=[...]`` (a list or tuple literal).
 2. Secrets are compared with ``hmac.compare_digest``, never ``==`` / ``!=``: a comparison of two

@@ -1,4 +1,4 @@
-"""Logging policy (security.md "Operations"): a request line per request, audit events for what
+"""Logging policy (README, "Security"): a request line per request, audit events for what
 matters, and never a password, client secret, refresh token or access token in any log output —
 checked with every logger at DEBUG (botocore's included) and the process's stdout/stderr captured.
 """

@@ -1,5 +1,6 @@
-"""Rules of ../shared/guide/security.md that no other test file proved, each through the HTTP API
-(or the authorizer Lambda) the way an outside test battery drives it.
+"""Security rules (README, "Security", and the RFC sections named below) that no other test file
+proved, each through the HTTP API (or the authorizer Lambda) the way an outside test battery
+drives it.
 
 The audit that produced this file mapped every rule to its tests; most live next to the code they
 cover (test_token_endpoint, test_client_auth, test_forms, test_refresh, test_revocation,
