@@ -238,7 +238,11 @@ def create_article() -> Response:
     request = app.current_request
     assert request is not None
     return http.oauth_call(
-        lambda: demo_api.create_article(request.raw_body, demo_api.caller(request).get("sub", ""))
+        lambda: demo_api.create_article(
+            request.raw_body,
+            demo_api.caller(request).get("sub", ""),
+            request.headers.get("content-type"),
+        )
     )
 
 
