@@ -6,7 +6,8 @@ names, scopes and first/last use. ``POST /account/apps/revoke`` (CSRF-protected)
 at once: its refresh tokens stop working, and its access tokens fail introspection (and the
 authorizer where the revocation check is on). A family is revoked only if it belongs to the
 signed-in user. Sign-in here uses the same login code path and brute-force protection as the
-password grant and the authorization endpoint.
+password grant and the authorization endpoint; a session ends when its user is disabled or
+deleted (``login.signed_in``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from chalicelib import pages
 from chalicelib.client_auth import ClientLookup
 from chalicelib.errors import InvalidGrant
-from chalicelib.login import LoginGuard, authenticate
+from chalicelib.login import LoginGuard, authenticate, signed_in
 from chalicelib.pages import Outcome
 from chalicelib.sessions import (
     CSRF_COOKIE,
@@ -33,7 +34,7 @@ from chalicelib.users import UserStore
 
 APPS_PATH = "/account/apps"
 LOGIN_PATH = "/account/login"
-ACCOUNT_CLIENT = "tessera-account"  # the login guard's "client" for account sign-ins
+ACCOUNT_CLIENT = "tessera-account"  # what audit lines name as the client of account sign-ins
 
 
 class Grants(Protocol):
@@ -69,7 +70,7 @@ class AccountPages:
         self._brand = brand
 
     def apps(self, cookies: dict[str, str | None], now: int, notice: str = "") -> Outcome:
-        session = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        session = signed_in(self._signer, self._users, cookies.get(SESSION_COOKIE), now)
         if session is None:
             return self._login_page(cookies)
         return self._apps_page(session, cookies, now, notice)
@@ -102,7 +103,7 @@ class AccountPages:
                 error="Invalid username or password.",
                 username=fields.get("username", "")[:200],
             )
-        value = self._signer.issue(user.user_id, user.username, now)
+        value = self._signer.issue(user.user_id, user.username, now, epoch=user.epoch)
         return Outcome(
             303,
             {"Location": APPS_PATH, "Cache-Control": "no-store"},
@@ -113,7 +114,7 @@ class AccountPages:
         self, form: Sequence[tuple[str, str]], cookies: dict[str, str | None], now: int
     ) -> Outcome:
         fields = dict(form)
-        session = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        session = signed_in(self._signer, self._users, cookies.get(SESSION_COOKIE), now)
         if session is None:
             return self._login_page(cookies)
         if len(fields) != len(form) or not self._signer.check_csrf(

@@ -6,7 +6,9 @@ than an error page). After that, every error goes back to the client's redirect 
 and ``iss``. Without a session the sign-in page is shown; first-party clients skip consent, others
 get a consent page that lists the scopes in plain words. The authorization request travels between
 the pages in a signed hidden field, so a form cannot change the client, redirect URI, scope or PKCE
-challenge, and every form carries a CSRF token (chalicelib.sessions).
+challenge, and every form carries a CSRF token (chalicelib.sessions). A session counts only while
+its user may still receive a code (``login.signed_in``: not disabled or deleted since); the code
+carries the user's epoch, and the exchange checks the user again (chalicelib.token_endpoint).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from chalicelib.client_auth import ClientLookup
 from chalicelib.clients import Client
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidGrant, InvalidScope
-from chalicelib.login import LoginGuard, authenticate
+from chalicelib.login import LoginGuard, authenticate, signed_in
 from chalicelib.pages import Outcome
 from chalicelib.scopes import resolve_scope
 from chalicelib.sessions import (
@@ -157,7 +159,7 @@ class AuthorizationEndpoint:
             request = self._validate(client, redirect_uri, _single(query))
         except _RedirectError as exc:
             return self._redirect_error(redirect_uri, exc.error, exc.description, state)
-        session = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        session = signed_in(self._signer, self._users, cookies.get(SESSION_COOKIE), now)
         return self._continue(client, request, session, cookies, now)
 
     def post(
@@ -221,14 +223,14 @@ class AuthorizationEndpoint:
                     error="Invalid username or password.",
                     username=fields.get("username", "")[:200],
                 )
-            value = self._signer.issue(user.user_id, user.username, now)
-            fresh = Session(user.user_id, user.username, now, now + SESSION_TTL)
+            value = self._signer.issue(user.user_id, user.username, now, epoch=user.epoch)
+            fresh = Session(user.user_id, user.username, now, now + SESSION_TTL, user.epoch)
             outcome = self._continue(client, request, fresh, cookies, now)
             outcome.cookies.append(
                 cookie(SESSION_COOKIE, value, secure=self._secure, max_age=SESSION_TTL)
             )
             return outcome
-        current = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        current = signed_in(self._signer, self._users, cookies.get(SESSION_COOKIE), now)
         if step == "consent" and current is not None:
             if fields.get("decision") == "allow":
                 return self._issue_code(client, request, current, now)
@@ -349,6 +351,7 @@ class AuthorizationEndpoint:
                 username=session.username,
                 scope=request.scope,
                 expires_at=now + CODE_TTL,
+                user_epoch=session.epoch,
             ),
         )
         params = {"code": code}

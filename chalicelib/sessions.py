@@ -8,6 +8,10 @@ everywhere except the local stack (plain http on loopback).
 CSRF: every form carries a token that is an HMAC of a per-browser nonce kept in its own cookie
 (signed double-submit). A cross-site page can neither read the nonce nor forge the HMAC, and
 ``SameSite=Lax`` already keeps the cookies off cross-site POSTs: two independent defences.
+
+Ending sessions server-side: a session also carries the user's epoch (chalicelib.users), and the
+pages use it only through ``login.signed_in``, which reads the user: disabled, deleted, or moved
+to a new epoch since the session began, and the session counts as none.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ class Session(NamedTuple):
     username: str
     issued_at: int
     expires_at: int
+    epoch: int = 0  # the user's epoch when the session began (chalicelib.users)
 
 
 def _b64(data: bytes) -> str:
@@ -51,11 +56,13 @@ class SessionSigner:
     def _mac(self, key: bytes, purpose: str, data: str) -> str:
         return _b64(hmac.new(key, f"{purpose}|{data}".encode(), hashlib.sha256).digest())
 
-    def issue(self, user_id: str, username: str, now: int, ttl: int = SESSION_TTL) -> str:
+    def issue(
+        self, user_id: str, username: str, now: int, ttl: int = SESSION_TTL, *, epoch: int = 0
+    ) -> str:
         kid, key = self._current
         payload = _b64(
             json.dumps(
-                {"u": user_id, "n": username, "iat": now, "exp": now + ttl, "k": kid},
+                {"u": user_id, "n": username, "iat": now, "exp": now + ttl, "k": kid, "e": epoch},
                 separators=(",", ":"),
             ).encode()
         )
@@ -70,7 +77,13 @@ class SessionSigner:
             key = self._keys.get(str(data["k"]))
             if key is None or not hmac.compare_digest(mac, self._mac(key, "session", payload)):
                 return None
-            session = Session(str(data["u"]), str(data["n"]), int(data["iat"]), int(data["exp"]))
+            session = Session(
+                str(data["u"]),
+                str(data["n"]),
+                int(data["iat"]),
+                int(data["exp"]),
+                int(data.get("e", 0)),
+            )
         except (ValueError, KeyError, TypeError):
             return None
         return session if session.expires_at > now else None
