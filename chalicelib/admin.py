@@ -386,8 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_user_create)
     for action, run, what in (
-        ("disable", _user_disable, "refuse the user's sign-ins from now on"),
-        ("delete", _user_delete, "delete the user"),
+        ("disable", _user_disable, "refuse the user's sign-ins; end their sessions and grants"),
+        ("delete", _user_delete, "delete the user; their sessions and grants end"),
         ("unlock", _user_unlock, "forget the user's failed sign-ins (ends a lockout)"),
     ):
         p = user.add_parser(action, help=what)
