@@ -83,8 +83,9 @@ class AccountPages:
         now: int,
     ) -> Outcome:
         fields = dict(form)
+        # The sign-in form was made for "no session" (chalicelib.sessions).
         if len(fields) != len(form) or not self._signer.check_csrf(
-            cookies.get(CSRF_COOKIE), fields.get("csrf")
+            cookies.get(CSRF_COOKIE), fields.get("csrf"), None
         ):
             return self._forbidden()
         try:
@@ -103,11 +104,16 @@ class AccountPages:
                 error="Invalid username or password.",
                 username=fields.get("username", "")[:200],
             )
-        value = self._signer.issue(user.user_id, user.username, now, epoch=user.epoch)
+        value, _ = self._signer.issue(user.user_id, user.username, now, epoch=user.epoch)
+        # A new CSRF nonce at sign-in: one planted or seen before it is worth nothing now.
+        _, set_nonce = csrf_nonce(cookies, secure=self._secure, renew=True)
         return Outcome(
             303,
             {"Location": APPS_PATH, "Cache-Control": "no-store"},
-            cookies=[cookie(SESSION_COOKIE, value, secure=self._secure, max_age=SESSION_TTL)],
+            cookies=[
+                cookie(SESSION_COOKIE, value, secure=self._secure, max_age=SESSION_TTL),
+                *set_nonce,
+            ],
         )
 
     def revoke(
@@ -118,7 +124,7 @@ class AccountPages:
         if session is None:
             return self._login_page(cookies)
         if len(fields) != len(form) or not self._signer.check_csrf(
-            cookies.get(CSRF_COOKIE), fields.get("csrf")
+            cookies.get(CSRF_COOKIE), fields.get("csrf"), session
         ):
             return self._forbidden()
         family_id = fields.get("grant", "")
@@ -128,9 +134,15 @@ class AccountPages:
             self._grants.revoke_family(family_id, "user_revoked", now)
         return Outcome(303, {"Location": APPS_PATH + "?revoked=1", "Cache-Control": "no-store"})
 
-    def logout(self, form: Sequence[tuple[str, str]], cookies: dict[str, str | None]) -> Outcome:
+    def logout(
+        self, form: Sequence[tuple[str, str]], cookies: dict[str, str | None], now: int
+    ) -> Outcome:
         fields = dict(form)
-        if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf")):
+        session = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        # Without a live session there is nothing to end (and no session to bind a token to).
+        if session is not None and not self._signer.check_csrf(
+            cookies.get(CSRF_COOKIE), fields.get("csrf"), session
+        ):
             return self._forbidden()
         outcome = pages.error(
             brand=self._brand,
@@ -168,7 +180,7 @@ class AccountPages:
             brand=self._brand,
             username=session.username,
             rows=rows,
-            csrf=self._signer.csrf_token(nonce),
+            csrf=self._signer.csrf_token(nonce, session),
             notice=notice,
         ).outcome()
         outcome.cookies.extend(set_cookie)
@@ -181,7 +193,7 @@ class AccountPages:
         outcome = pages.account_login(
             brand=self._brand,
             action=LOGIN_PATH,
-            csrf=self._signer.csrf_token(nonce),
+            csrf=self._signer.csrf_token(nonce, None),
             error=error,
             username=username,
         ).outcome()

@@ -134,12 +134,15 @@ def create_client(
 
 def check_redirect_uri(uri: str) -> None:
     """RFC 6749 §3.1.2 and RFC 8252: absolute, no fragment; https, or http only on loopback,
-    or a private-use scheme (``com.example.app:/cb``) for native apps."""
-    from urllib.parse import urlsplit
+    or a private-use scheme (``com.example.app:/cb``) for native apps. Written the way urllib
+    writes it back, so the app gets its own URI back with the code added (chalicelib.authorize)."""
+    from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(uri)
     if not parts.scheme or parts.fragment or "#" in uri or any(c.isspace() for c in uri):
         raise AdminError(f"invalid redirect URI: {uri!r} (absolute, without fragment)")
+    if urlunsplit(parts) != uri.removesuffix("?"):
+        raise AdminError(f"write the redirect URI {uri!r} as {urlunsplit(parts)!r}")
     if parts.scheme == "http":
         if parts.hostname not in {"127.0.0.1", "localhost", "::1"}:
             raise AdminError("http redirect URIs are allowed only on loopback; use https")

@@ -7,16 +7,17 @@ is calling. Bodies are JSON; bad input is ``invalid_request`` like everywhere el
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from chalice.app import Response
 
 from chalicelib import http, services
 from chalicelib.errors import InvalidRequest
+from chalicelib.untrusted import BadJSON, parse_json
 
 MAX_TITLE = 200
 MAX_BODY = 10_000
+MAX_REQUEST = 64 * 1024  # a body of MAX_BODY characters, each escaped as \uXXXX, fits
 JSON = "application/json"
 
 
@@ -64,8 +65,8 @@ def create_article(raw_body: bytes | str | None, author: str, content_type: str 
     if media_type(content_type) != JSON:
         raise UnsupportedMediaType("the request body must be application/json")
     try:
-        doc = json.loads(raw_body or b"")
-    except (ValueError, UnicodeDecodeError):
+        doc = parse_json(raw_body, max_bytes=MAX_REQUEST)
+    except BadJSON:
         raise InvalidRequest("the body must be a JSON object") from None
     if not isinstance(doc, dict):
         raise InvalidRequest("the body must be a JSON object")

@@ -54,6 +54,7 @@ from chalicelib.grant_store import (
 )
 from chalicelib.peppers import Pepper
 from chalicelib.token_endpoint import GrantRefused, IssuedRefresh, RotatedRefresh, new_family_id
+from chalicelib.untrusted import same
 
 log = logging.getLogger("tessera.refresh")
 
@@ -307,7 +308,7 @@ class RefreshTokens:
             if (
                 successor is not None
                 and pepper is not None
-                and hmac.compare_digest(token_hash(pepper, successor), rec.successor_hash)
+                and same(token_hash(pepper, successor), rec.successor_hash)
             ):
                 snap = self._store.retry_snapshot(rec.successor_hash, rec)
                 if snap.family is None or snap.family.revoked or not snap.user_ok:
