@@ -20,7 +20,7 @@ import logging
 import secrets
 from typing import Any, NamedTuple, Protocol
 
-from chalicelib import access_tokens, audit, jose, pkce
+from chalicelib import access_tokens, audit, pkce
 from chalicelib.auth_codes import CodeAlreadyUsed, CodeStore
 from chalicelib.client_auth import ClientLookup, authenticate_client
 from chalicelib.clients import Client
@@ -141,7 +141,7 @@ class TokenEndpoint:
         # refresh-token write would answer 503 with the old token already rotated away.
         try:
             self._keys.current()
-        except (jose.JoseError, ValueError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # key_objects.InvalidKey is a ValueError
             raise KeySetError("the current signing key is unusable") from exc
         if grant_type == "client_credentials":
             return self._client_credentials(client, form, now)
@@ -314,7 +314,7 @@ class TokenEndpoint:
                 lifetime=self._s.access_token_ttl,
                 family_id=refresh.family_id if refresh else None,
             )
-        except (jose.JoseError, ValueError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:
             # A key the secret holds but that cannot sign (bad numbers, wrong length) is a
             # deployment fault like an unreadable set: 503 + Retry-After, never a 500 traceback.
             raise KeySetError("the current signing key is unusable") from exc

@@ -16,7 +16,7 @@ import boto3
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chalicelib import access_tokens, jose, keys, services
+from chalicelib import access_tokens, key_objects, keys, services
 from chalicelib import aws as aws_clients
 from chalicelib.authorizer import AuthorizerUnavailable
 from chalicelib.clock import FakeClock
@@ -139,7 +139,7 @@ def test_new_key_is_found_by_one_refresh_before_the_cache_expires(invoke, forge,
     fresh = keys.new_key_entry("fresh-key", "next", int(clock.now()))
     public = keys.public_entries([fresh])
     sm.put_secret_value(SecretId=public_id, SecretString=keys.dump_key_set(entries + public))
-    signer = jose.load_signing_key(fresh.jwk)
+    signer = key_objects.load_signing_key(fresh.jwk)
     assert isinstance(signer.key, ec.EllipticCurvePrivateKey)
     fresh_key: ec.EllipticCurvePrivateKey = signer.key
     token = jws(forge.header(kid="fresh-key"), forge.claims(), lambda d: es256(fresh_key, d))

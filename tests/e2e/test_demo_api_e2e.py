@@ -15,7 +15,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
-from chalicelib import access_tokens, jose, keys
+from chalicelib import access_tokens, key_objects, keys
 from tests.e2e.conftest import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -193,7 +193,7 @@ def test_expired_token_gets_401_invalid_token(local_stack):
     raw = sm.get_secret_value(SecretId="tessera/local/signing-keys")["SecretString"]
     current = next(e for e in keys.parse_key_set(raw) if e.state == "current")
     token, _ = access_tokens.issue(
-        jose.load_signing_key(current.jwk),
+        key_objects.load_signing_key(current.jwk),
         issuer=local_stack.base_url,
         audience=local_stack.audience,
         subject="someone",
