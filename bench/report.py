@@ -470,9 +470,11 @@ NOTES = """## Targets missed: why, and what would fix them
   concurrency), trusting only the Amazon Trust Services roots for `*.amazonaws.com` instead of
   the system bundle (~20 ms; AWS sanctions pinning to its roots, at the price of a trust store to
   maintain), or not checking revocation on the first event (one client and one handshake less, a
-  security setting we keep). Cold starts are < 1% of invocations (performance.md).
+  security setting we keep). Cold starts are < 1% of invocations (AWS Lambda operator guide,
+  "Lambda execution environments").
 - **Cold start, API handler.** The same two HTTPS calls (client record, signing key set) and
-  botocore, plus Chalice, `cryptography` and the token endpoint's modules.
+  botocore, plus Chalice, `cryptography` and the token endpoint's modules. Provisioned concurrency
+  hides it where it matters.
 
 ## Optimisations made for these numbers
 

@@ -1,7 +1,8 @@
 """The token endpoint (RFC 6749 §3.2, §4.3, §4.4, §5, §6) issuing RFC 9068 access tokens.
 
 Grants: ``client_credentials`` (confidential clients only, ``sub`` = client id, no refresh token),
-``password`` (only for confidential clients registered for it, behind the login guard),
+``password`` (only where the stage enables it, for confidential clients registered for it,
+behind the login guard),
 ``authorization_code`` with PKCE (RFC 7636 §4.6; codes from ``chalicelib.authorize``) and
 ``refresh_token`` (delegated to ``chalicelib.refresh_tokens``). Every failure is an ``OAuthError``;
 a token is returned only after every write it depends on has committed.
@@ -96,8 +97,6 @@ class RefreshGrants(Protocol):
 
 
 class TokenEndpoint:
-    GRANTS = ("client_credentials", "password", "refresh_token", "authorization_code")
-
     def __init__(
         self,
         *,
@@ -130,7 +129,7 @@ class TokenEndpoint:
             raise InvalidRequest("grant_type is required")
         client = authenticate_client(request, form, self._clients, self._s.realm)
         if (
-            grant_type not in self.GRANTS
+            grant_type not in self._s.grant_types
             or (grant_type == "refresh_token" and self._refresh is None)
             or (grant_type == "authorization_code" and self._codes is None)
         ):

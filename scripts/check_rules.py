@@ -1,4 +1,5 @@
-"""Tessera's own static rules (security.md), checked on the syntax tree: ``make lint`` runs this.
+"""Tessera's own static rules (README, "Security", "Checks"), checked on the syntax tree:
+``make lint`` runs this.
 
 1. ``jwt.decode(...)`` and every ``decode_complete(...)`` (PyJWT's, whatever the instance) name
    their algorithms: ``algorithms=[...]`` (a non-empty list or tuple literal).

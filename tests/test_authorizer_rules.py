@@ -1,5 +1,5 @@
 """The authorizer's validation rules, one forged token per way of breaking them
-("Access tokens and their validation", guide/security.md: RFC 9068, RFC 8725, RFC 6750), and the
+("Access tokens and their validation", RFC 9068, RFC 8725, RFC 6750), and the
 policy it answers for valid tokens.
 
 Each case is a realistic API Gateway TOKEN event sent through
