@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from chalicelib import jose
+from chalicelib import jose, telemetry
 from chalicelib.clock import Clock
 from chalicelib.faults import BackendUnavailable
 
@@ -141,6 +141,7 @@ class CachedSecret:
     def _stale(self, now: float, fault: BackendUnavailable) -> str:
         """The last good value while it is younger than ``stale_max``; past that, fail closed."""
         if self._value is not None and now - self._fetched_at < self._stale_max:
+            telemetry.count("KeyCacheStaleFallback")
             return self._value
         raise fault
 
