@@ -59,13 +59,19 @@ ALLOWED_FIELDS = frozenset(
 
 
 def to_stderr() -> None:
-    """Command-line tools (the admin command): stdout is their result, audit lines (and the
-    other JSON lines, chalicelib.telemetry) go to stderr."""
-    telemetry.use_stream("stderr")
+    """Command-line tools (the admin command): stdout is their result, audit lines go to stderr."""
+    to_stream("stderr")
 
 
 def to_stdout() -> None:
-    telemetry.use_stream("stdout")
+    to_stream("stdout")
+
+
+def to_stream(name: str) -> str:
+    """Send the lines to ``"stdout"`` (Lambda), ``"stderr"`` or nowhere (``"off"``: the admin
+    command unless asked, whose operator has no use for JSON lines); returns the previous one.
+    The other JSON lines of the process (chalicelib.telemetry) go the same way."""
+    return telemetry.use_stream(name)
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -95,6 +101,8 @@ def _logger() -> logging.Logger:
 
 
 def _emit(record: dict[str, Any]) -> None:
+    if telemetry.stream() is None:
+        return
     record.update(telemetry.fields())
     try:
         line = json.dumps(record, separators=(",", ":"), sort_keys=True, default=str)

@@ -238,20 +238,27 @@ def _write_metrics(finished: _Invocation) -> None:
 
 
 _stream = ["stdout"]
+STREAMS = ("stdout", "stderr", "off")
 
 
-def use_stream(name: str) -> None:
-    """``stderr`` for command-line tools, whose stdout is their result (chalicelib.audit)."""
-    _stream[0] = name
+def use_stream(name: str) -> str:
+    """Where the process's JSON lines go: ``stdout`` (Lambda), ``stderr`` or ``off`` (command-line
+    tools, whose stdout is their result: chalicelib.audit.to_stream). Returns the previous one."""
+    if name not in STREAMS:
+        raise ValueError(name)
+    previous, _stream[0] = _stream[0], name
+    return previous
 
 
 def stream() -> Any:
-    """``sys.stdout`` (or stderr) as it is now: Lambda's, or a test's capture."""
-    return getattr(sys, _stream[0])
+    """``sys.stdout`` (or stderr) as it is now, Lambda's or a test's capture; None when off."""
+    return None if _stream[0] == "off" else getattr(sys, _stream[0])
 
 
 def _write(line: str) -> None:
     out = stream()
+    if out is None:
+        return
     out.write(line + "\n")
     out.flush()
 
