@@ -15,8 +15,8 @@
   document is written only if one dimension took two values in one invocation. Outside an
   invocation (the admin command) counts are dropped: only Lambda's logs become metrics.
 
-Standard library only, already loaded by the Lambda runtime (json, logging, sys, time): the
-authorizer's cold start pays for this module (README "Operations": why not Powertools).
+Standard library only, modules the functions load anyway (json, logging, threading): the
+authorizer's cold start pays for this one (README "Why not Powertools": measured).
 """
 
 from __future__ import annotations
