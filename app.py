@@ -184,13 +184,16 @@ def authorization_server_metadata() -> Response:
     from chalicelib.config import settings
     from chalicelib.discovery import with_openid
     from chalicelib.metadata import metadata
+    from chalicelib.routes_scopes import PROTECTED_ROUTES
 
     def build() -> Any:
-        found = services.advertised(services.clock().now())
+        s = settings()
         doc = metadata(
-            settings().issuer,
-            grant_types=found["grant_types"],
-            scopes=found["scopes"],
+            s.issuer,
+            grant_types=list(s.grant_types),
+            # The scopes the protected routes need (the authorizer's table). Clients may be
+            # registered for others too; RFC 8414 §2 lets a server leave some out.
+            scopes=sorted({rule.scope for rule in PROTECTED_ROUTES}),
             revocation=True,
             introspection=True,
         )
@@ -275,7 +278,9 @@ if demo_enabled():
         assert request is not None
         return http.oauth_call(
             lambda: demo_api.create_article(
-                request.raw_body, demo_api.caller(request).get("sub", "")
+                request.raw_body,
+                demo_api.caller(request).get("sub", ""),
+                request.headers.get("content-type"),
             )
         )
 

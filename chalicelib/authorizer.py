@@ -26,8 +26,9 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from chalicelib import access_tokens, jose, routes_scopes
+from chalicelib import access_tokens, routes_scopes
 from chalicelib.clock import Clock
+from chalicelib.key_objects import VerifyingKey
 
 log = logging.getLogger("tessera.authorizer")
 
@@ -107,7 +108,7 @@ class Authorizer:
     def __init__(
         self,
         *,
-        key_for: Callable[[str], jose.VerifyingKey | None],
+        key_for: Callable[[str], VerifyingKey | None],
         issuer: str,
         audience: str,
         leeway: int,

@@ -21,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
-from chalicelib import jose, pages
+from chalicelib import pages
 from chalicelib.authorize import with_query
 from chalicelib.client_auth import ClientLookup
 from chalicelib.clients import Client
+from chalicelib.key_objects import VerifyingKey
 from chalicelib.oidc import IdTokenHint, Subjects, read_id_token
 from chalicelib.pages import Outcome
 from chalicelib.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionSigner, cookie, csrf_nonce
@@ -56,7 +57,7 @@ class LogoutEndpoint:
         self,
         *,
         issuer: str,
-        key_for: Callable[[str], jose.VerifyingKey | None],
+        key_for: Callable[[str], VerifyingKey | None],
         clients: ClientLookup,
         subjects: Subjects,
         grants: Grants,

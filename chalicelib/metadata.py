@@ -1,7 +1,9 @@
 """Authorization server metadata (RFC 8414 §2) and the JWKS document (RFC 7517 §5).
 
-Only what is enabled is advertised: the password grant appears only while some client is
-registered for it (RFC 9700 §2.4 says it must not be used; we offer it responsibly and say so).
+The document states what the server supports, from the stage's settings alone, so it is the same
+for every reader at every moment: it never depends on which clients happen to be registered.
+The password grant is listed only where the stage enables it (``TESSERA_PASSWORD_GRANT``; RFC 9700
+§2.4 says it must not be used, so it is offered only on purpose).
 """
 
 from __future__ import annotations

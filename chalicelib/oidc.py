@@ -29,8 +29,11 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from chalicelib import aws, jose, table
+import jwt
+
+from chalicelib import aws, table
 from chalicelib.clients import Client
+from chalicelib.key_objects import SUPPORTED_ALGS, SigningKey, VerifyingKey
 from chalicelib.users import User
 
 OPENID = "openid"
@@ -169,8 +172,9 @@ class Subjects:
 # --- ID tokens -----------------------------------------------------------------------------
 
 
-def sign_id_token(signer: jose.SigningKey, claims: dict[str, Any]) -> str:
-    """The one place an ID token is signed: the access tokens' current key, ``typ`` JWT."""
+def sign_id_token(signer: SigningKey, claims: dict[str, Any]) -> str:
+    """The one place an ID token is signed: PyJWT's ``jwt.encode`` with the access tokens'
+    current key object, header ``typ`` JWT and the key's ``kid`` (key_objects.SigningKey)."""
     return signer.sign(claims, ID_TOKEN_TYP)
 
 
@@ -195,7 +199,7 @@ class IdTokens:
 
     def issue(
         self,
-        signer: jose.SigningKey,
+        signer: SigningKey,
         client: Client,
         sign_in: SignIn,
         access_token: str,
@@ -225,29 +229,42 @@ class IdTokenHint(NamedTuple):
     sid: str | None
 
 
+# Header members that change how a token must be read: none of our ID tokens carries one.
+_REFUSED_HEADER = ("crit", "b64", "zip", "enc")
+
+
 def read_id_token(
-    token: str, key_for: Callable[[str], jose.VerifyingKey | None], issuer: str
+    token: str, key_for: Callable[[str], VerifyingKey | None], issuer: str
 ) -> IdTokenHint | None:
-    """The hint if ``token`` is an ID token this server signed (any key still published),
-    else None. ``typ`` must be JWT: an access token is not a hint."""
+    """The hint if ``token`` is an ID token this server signed (with any key still published),
+    else None. As strict as the access-token validator on the JWS (size cap first, compact and
+    unpadded, ``alg`` bound to the key found by ``kid``, PyJWT verifies), but ``typ`` must be
+    JWT, so an access token is not a hint; expiry is not checked (RP-Initiated Logout §2)."""
+    if not isinstance(token, str) or len(token) > MAX_ID_TOKEN:
+        return None
+    segments = token.split(".")
+    if len(segments) != 3 or not all(segments) or not token.isascii() or "=" in token:
+        return None
     try:
-        jws = jose.parse_compact(token, MAX_ID_TOKEN)
-    except jose.JoseError:
+        header = jwt.get_unverified_header(token)
+    except (jwt.PyJWTError, ValueError, RecursionError):
         return None
-    header = jws.header
     typ, alg, kid = header.get("typ"), header.get("alg"), header.get("kid")
-    if not isinstance(typ, str) or typ.upper() != ID_TOKEN_TYP or "crit" in header:
+    if not isinstance(typ, str) or typ.upper() != ID_TOKEN_TYP:
         return None
-    if alg not in jose.SUPPORTED_ALGS or not isinstance(kid, str) or not kid or len(kid) > 128:
+    if any(name in header for name in _REFUSED_HEADER) or alg not in SUPPORTED_ALGS:
+        return None
+    if not isinstance(kid, str) or not kid or len(kid) > 128:
         return None
     key = key_for(kid)
-    if key is None or key.alg != alg or not key.verify(jws.signing_input, jws.signature):
+    if key is None or key.alg != alg:
         return None
     try:
-        payload = json.loads(jws.payload.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        decoded = jwt.api_jws.decode_complete(token, key.jwk, algorithms=[key.alg])
+        payload = json.loads(decoded["payload"].decode("utf-8"))
+    except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
         return None
-    if not isinstance(payload, dict) or payload.get("iss") != issuer:
+    if not isinstance(payload, dict) or payload.get("iss") != issuer:  # exact, never a prefix
         return None
     sub, aud, sid = payload.get("sub"), payload.get("aud"), payload.get("sid")
     if isinstance(aud, list) and len(aud) == 1:

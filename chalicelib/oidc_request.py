@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
-from chalicelib import jose
 from chalicelib.clients import Client
+from chalicelib.key_objects import VerifyingKey
 from chalicelib.oidc import MAX_NONCE, Subjects, read_id_token
 from chalicelib.sessions import Session
 
@@ -118,7 +118,7 @@ class SessionChecks:
         self,
         *,
         issuer: str,
-        key_for: Callable[[str], jose.VerifyingKey | None],
+        key_for: Callable[[str], VerifyingKey | None],
         subjects: Subjects,
         grants: Grants,
     ) -> None:

@@ -615,11 +615,14 @@ def test_signing_algorithms_listed_are_those_of_the_published_keys(app_client, r
     assert doc["id_token_signing_alg_values_supported"] == sorted({k["alg"] for k in keys})
 
 
-def test_without_a_code_flow_client_no_provider_members_are_advertised(app_client, make_client):
-    make_client()
+def test_a_stage_without_the_code_flow_advertises_no_provider_members(app_client, monkeypatch):
+    from tests.authorizer_support import reconfigure
+
+    monkeypatch.delenv("TESSERA_PEPPER_SECRET")
+    reconfigure(monkeypatch)
     doc = body(app_client.http.get("/.well-known/openid-configuration"))
-    assert "userinfo_endpoint" not in doc
     assert "authorization_endpoint" not in doc
+    assert "userinfo_endpoint" not in doc
 
 
 # --- RP-initiated logout -----------------------------------------------------------------------
