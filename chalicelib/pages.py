@@ -212,7 +212,9 @@ def consent(
     redirects_to: str,
 ) -> Page:
     """Allow or deny; either answer redirects to the app (``redirects_to``)."""
-    items = "".join(f"<li>{escape(SCOPE_WORDS.get(s, s))}</li>" for s in scopes) or (
+    known = list(SCOPE_WORDS)  # who you are first, then what the app may do
+    ordered = sorted(scopes, key=lambda s: (known.index(s) if s in known else len(known), s))
+    items = "".join(f"<li>{escape(SCOPE_WORDS.get(s, s))}</li>" for s in ordered) or (
         "<li>Know who you are</li>"
     )
     body = (

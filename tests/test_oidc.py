@@ -903,6 +903,8 @@ def test_pages_name_the_openid_scopes_in_plain_words(app_client, rp, alice):
     assert "Know who you are" in text
     assert "See your email address" in text
     assert "See your name and username" in text
+    # Who the user is comes first, then what the app may do.
+    assert text.index("Know who you are") < text.index("See the people directory")
 
 
 def test_access_tokens_keep_the_resource_servers_audience(app_client, rp, alice):
