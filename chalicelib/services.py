@@ -357,5 +357,6 @@ def introspection_endpoint() -> Any:
             refresh=refresh_grants(),
             revocations=grant_store(),
             keys=signing_keys(),
+            subjects=subjects(),
         ),
     )

@@ -34,6 +34,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, POST",
     "Access-Control-Allow-Headers": "Authorization, Content-Type",
     "Access-Control-Max-Age": "600",
+    "Access-Control-Expose-Headers": "WWW-Authenticate",  # so a page can read why it failed
 }
 
 

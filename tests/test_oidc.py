@@ -816,6 +816,34 @@ def test_pairwise_subs_differ_between_sectors_and_agree_within_one(app_client, m
     assert sub_of(app_client, public) == alice["user_id"]
 
 
+def test_introspecting_a_pairwise_clients_refresh_token_names_its_own_sub(
+    app_client, make_client, alice
+):
+    c = make_client(
+        grant_types=["authorization_code", "refresh_token"],
+        scopes=["openid"],
+        first_party=True,
+        redirect_uris=[REDIRECT],
+        subject_type="pairwise",
+    )
+    got = code_for(Browser(app_client), oidc_path(c["client_id"], scope="openid"))
+    r = exchange(app_client, c, got["code"], client_secret=c["client_secret"])
+    tokens = body(r)
+    sub = id_claims(app_client, tokens["id_token"], c["client_id"])["sub"]
+    auth = {"Authorization": basic(c["client_id"], c["client_secret"])}
+    for token in (tokens["refresh_token"], tokens["access_token"]):
+        found = body(form_post(app_client, "/oauth2/introspect", {"token": token}, auth))
+        assert found["active"] is True
+        assert found["sub"] == sub
+
+
+def test_userinfo_errors_are_readable_by_any_page(app_client):
+    r = app_client.http.get("/oauth2/userinfo", headers={"Origin": "https://spa.example"})
+    assert r.status_code == 401
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    assert r.headers["Access-Control-Expose-Headers"] == "WWW-Authenticate"
+
+
 def test_pairwise_sector_defaults_to_the_client_for_loopback_and_native_apps(make_client):
     loopback = pairwise_client(make_client, "http://127.0.0.1/cb")
     assert loopback["sector"] == loopback["client_id"]
