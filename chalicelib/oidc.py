@@ -38,7 +38,6 @@ from chalicelib.users import User
 
 OPENID = "openid"
 ID_TOKEN_TYP = "JWT"  # noqa: S105 - a JOSE header value, not a secret
-MAX_NONCE = 512
 MAX_ID_TOKEN = 8192
 PUBLIC, PAIRWISE = "public", "pairwise"
 SUBJECT_TYPES = (PUBLIC, PAIRWISE)

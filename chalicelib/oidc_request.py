@@ -23,13 +23,16 @@ covers the requested scope: what the connected-apps page lists, and revoking it 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from chalicelib.clients import Client
-from chalicelib.key_objects import VerifyingKey
-from chalicelib.oidc import MAX_NONCE, Subjects, read_id_token
 from chalicelib.sessions import Session
 
+if TYPE_CHECKING:  # PyJWT only when a hint must be read: the sign-in page's cold start is lean
+    from chalicelib.key_objects import VerifyingKey
+    from chalicelib.oidc import Subjects
+
+MAX_NONCE = 512
 PROMPTS = ("none", "login", "consent", "select_account")
 _SIGN_IN_PROMPTS = frozenset({"login", "select_account"})
 MAX_AGE_DIGITS = 9
@@ -129,6 +132,8 @@ class SessionChecks:
 
     def hint_subject(self, id_token: str, client: Client) -> str | None:
         """The ``sub`` of an ID token we issued to ``client``, or None."""
+        from chalicelib.oidc import read_id_token
+
         hint = read_id_token(id_token, self._key_for, self._issuer)
         if hint is None or hint.aud != client.client_id:
             return None
