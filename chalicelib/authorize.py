@@ -249,6 +249,9 @@ class AuthorizationEndpoint:
             if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf"), current):
                 return self._expired_form()
             if fields.get("decision") == "allow":
+                if oidc_request.must_sign_in(request.prompt, request.max_age, current, now):
+                    # The consent page stood open past max_age: sign in again first.
+                    return self._login_page(client, request, cookies, now)
                 return self._issue_code(client, request, current, now)
             return self._redirect_error(
                 redirect_uri, "access_denied", "the user denied access", request.state

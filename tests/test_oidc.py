@@ -512,6 +512,16 @@ def test_max_age_exceeded_asks_for_a_sign_in_and_prompt_none_gets_login_required
     assert got["error"] == "login_required"
 
 
+def test_consent_given_after_max_age_has_passed_asks_for_a_sign_in(app_client, rp, alice, clock):
+    b = Browser(app_client)
+    page = sign_in(b, oidc_path(rp["client_id"], max_age="60"))
+    assert 'value="consent"' in html(page)
+    clock.advance(61)
+    again = consent(b, page)
+    assert again.status_code == 200
+    assert 'name="password"' in html(again)
+
+
 @pytest.mark.parametrize(
     ("overrides", "error"),
     [
