@@ -26,7 +26,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from chalicelib import access_tokens, routes_scopes
+from chalicelib import access_tokens, routes_scopes, telemetry
 from chalicelib.clock import Clock
 from chalicelib.key_objects import VerifyingKey
 
@@ -153,9 +153,12 @@ def handle(authorization: object, method_arn: str) -> dict[str, Any]:
 
     try:
         result: dict[str, Any] = services.authorizer().authorize(authorization, method_arn)
+        telemetry.count_authorizer_answer(result)
         return result
     except Unauthorized:
+        telemetry.count("AuthorizerDeny")
         raise
     except Exception as exc:  # any fault denies: never an allow, never the details
         log.error("authorizer fault", extra={"error_type": type(exc).__name__})
+    telemetry.count("AuthorizerError")
     raise AuthorizerUnavailable()

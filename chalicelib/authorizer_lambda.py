@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib import telemetry
 from chalicelib.authorizer import handle
 
 
+@telemetry.lambda_entry
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """A TOKEN authorizer event: the policy, ``Unauthorized`` or ``AuthorizerUnavailable``.
 

@@ -387,14 +387,6 @@ class TokenEndpoint:
             body["refresh_token"] = refresh.token
         if id_token is not None:
             body["id_token"] = id_token
-        log.info(
-            "token issued",
-            extra={
-                "jti": claims["jti"],
-                "client_id": client.client_id,
-                "family": claims.get("sid"),
-            },
-        )
         audit.event(
             "token_issued",
             jti=claims["jti"],
