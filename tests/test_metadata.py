@@ -124,12 +124,16 @@ def test_grant_types_are_only_ones_the_token_endpoint_implements(app_client):
     assert "implicit" not in advertised
 
 
-def test_scopes_supported_are_the_scopes_of_the_protected_routes(app_client, make_client):
+def test_scopes_supported_are_those_of_the_protected_routes_and_openid(app_client, make_client):
     make_client(scopes=["invoices:read"])
+    # The OpenID Connect scopes come with the code flow (chalicelib.discovery).
     assert metadata(app_client)["scopes_supported"] == [
         "articles:read",
         "articles:write",
+        "email",
+        "openid",
         "people:read",
+        "profile",
     ]
 
 

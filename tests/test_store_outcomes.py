@@ -3,10 +3,11 @@
 The stores catch the outcomes they expect as botocore's modeled exceptions and let everything else
 become ``BackendUnavailable``. Here each store operation whose outcome hangs on an error answer runs
 on ``chalicelib.aws``'s DynamoDB client against moto: conditional puts (``ClientExists``,
-``UserExists``), a condition failure that returns the old item (a re-used authorization code names
-its family), a cancelled transaction read through its ``CancellationReasons`` (rotation of a
-revoked family, of a disabled user's token; a grant started for a user who may no longer receive
-it; a login success raced by a counted guess), and an invalid request, which is a fault.
+``UserExists``, a pairwise salt two containers make at once), a condition failure that returns the
+old item (a re-used authorization code names its family), a cancelled transaction read through its
+``CancellationReasons`` (rotation of a revoked family, of a disabled user's token; a grant started
+for a user who may no longer receive it; a login success raced by a counted guess), and an invalid
+request, which is a fault.
 """
 
 from __future__ import annotations
@@ -198,3 +199,28 @@ def test_login_guard_reads_its_transaction_and_unlock_query(ddb: Any) -> None:
     assert guard.unlock(name) is True
     assert guard.check(name, "c", "192.0.2.3", NOW).username == name
     assert guard.unlock(name) is False
+
+
+def test_racing_makers_of_a_pairwise_salt_agree_on_one(ddb: Any) -> None:
+    """Another container makes the sector's salt between this one's read and its conditional put:
+    the failed condition is no fault, and both containers use the winner's salt."""
+    from chalicelib.oidc import SectorSalts
+
+    mine, theirs = SectorSalts(ddb, TABLE), SectorSalts(ddb, TABLE)
+    sector = f"app-{_id()}.example"
+    winner: list[bytes] = []
+
+    def other_container_first(**_: Any) -> None:
+        if not winner:
+            winner.append(b"")  # the other container's own PutItem passes through
+            winner[0] = theirs.salt(sector)
+
+    event = "before-call.dynamodb.PutItem"
+    ddb.meta.events.register(event, other_container_first, unique_id="salt-race")
+    try:
+        got = mine.salt(sector)
+    finally:
+        ddb.meta.events.unregister(event, unique_id="salt-race")
+    assert len(winner[0]) == 32
+    assert got == winner[0]
+    assert SectorSalts(ddb, TABLE).salt(sector) == got
