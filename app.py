@@ -12,7 +12,7 @@ from typing import Any
 from chalice.app import AuthRequest, Chalice, Response
 
 from chalicelib import http, services
-from chalicelib.routes_scopes import AUTHORIZER_CACHE_TTL
+from chalicelib.api_rules import AUTHORIZER_CACHE_TTL
 
 app = Chalice(app_name="tessera")
 app.debug = False  # no tracebacks in 500 bodies, ever
@@ -191,10 +191,11 @@ def jwks() -> Response:
 
 @app.authorizer(ttl_seconds=AUTHORIZER_CACHE_TTL)
 def tessera_authorizer(auth_request: AuthRequest) -> dict[str, Any]:
-    """API Gateway TOKEN authorizer (chalicelib.authorizer): a policy for the token's scopes,
-    ``Unauthorized`` (401) for a missing, invalid, expired or revoked token; a fault never allows.
-    Chalice wires the routes to it and ``chalice local`` runs it; the deployed function runs the
-    same body without Chalice (chalicelib/authorizer_lambda.py).
+    """API Gateway authorizer (chalicelib.authorizer): a policy from the called API's registered
+    rules and the token's scopes, ``Unauthorized`` (401) for a missing, invalid, expired or revoked
+    token; a fault never allows. Chalice wires the demo routes to it (their rules are data, seeded
+    like any attached API's); the deployed function runs the same body without Chalice
+    (chalicelib/authorizer_lambda.py), for TOKEN, REQUEST and HTTP API events.
     """
     from chalicelib import authorizer
 
@@ -203,7 +204,7 @@ def tessera_authorizer(auth_request: AuthRequest) -> dict[str, Any]:
 
 @app.route("/people", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
 def list_people() -> Response:
-    """Demo API, scope people:read (chalicelib.routes_scopes)."""
+    """Demo API, scope people:read (its rules: infra/demo-rules.json)."""
     from chalicelib import demo_api
 
     return http.oauth_call(demo_api.list_people)

@@ -60,6 +60,7 @@ class Settings(NamedTuple):
     key_cache_ttl: int
     key_stale_max: int
     client_cache_ttl: int
+    rules_cache_ttl: int
     clock_leeway: int
     authorizer_checks_revocation: bool
     lockout_threshold: int
@@ -93,6 +94,8 @@ def settings() -> Settings:
         key_cache_ttl=_int("TESSERA_KEY_CACHE_TTL", 300),
         key_stale_max=_int("TESSERA_KEY_STALE_MAX", 3600),
         client_cache_ttl=_int("TESSERA_CLIENT_CACHE_TTL", 60),
+        # How long a warm authorizer keeps the APIs' rules before one Query re-reads them all.
+        rules_cache_ttl=_int("TESSERA_RULES_CACHE_TTL", 60),
         clock_leeway=min(_int("TESSERA_CLOCK_LEEWAY", 30), 60),
         authorizer_checks_revocation=_bool("TESSERA_AUTHORIZER_CHECKS_REVOCATION", False),
         lockout_threshold=_int("TESSERA_LOCKOUT_THRESHOLD", 5),

@@ -20,12 +20,17 @@ from moto import mock_aws
 from chalicelib import services
 from chalicelib.clock import FakeClock
 from infra.provision import provision
-from infra.seed import seed_secrets
+from infra.seed import LOCAL_DEMO_API, seed_demo_rules, seed_secrets
 
 STAGE = "test"
 ISSUER = "https://auth.test.example"
 AUDIENCE = "https://api.test.example"
 T0 = 1_800_000_000.0
+# The demo API as the tests' API Gateway events name it (<api-id>/<stage>). The demo's rules are
+# seeded for it, for the names other tests' events use, for Chalice's own local ARNs (the test
+# client without infra/local_gateway.py) and for the local gateway's name.
+TEST_API = "a1b2c3d4e5/api"
+DEMO_APIS = (TEST_API, "abcdef1234/api", "ymy8tbxw7b/api", LOCAL_DEMO_API)
 
 TEST_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -76,7 +81,8 @@ _REGION = "us-east-1"
 
 
 def _provisioned_world(session: boto3.Session, now: int) -> None:
-    """Fill the active (empty) ``mock_aws`` world: the template's resources and seeded secrets.
+    """Fill the active (empty) ``mock_aws`` world: the template's resources, seeded secrets and the
+    demo API's authorizer rules.
 
     Provisioning costs ~0.3 s of CPU (moto makes an RSA-2048 key for every KMS key, plus the key
     sets), so the first call in a process provisions and keeps a deep copy of moto's regional
@@ -95,6 +101,7 @@ def _provisioned_world(session: boto3.Session, now: int) -> None:
     if saved is None or not outermost or os.environ.get("TESSERA_TEST_FRESH_WORLD") == "1":
         provision(session, STAGE)
         seed_secrets(session, STAGE, now=now)
+        seed_demo_rules(session, STAGE, DEMO_APIS, now=now)
         if not outermost:
             return
         _WORLDS[key] = [

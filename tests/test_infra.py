@@ -246,17 +246,32 @@ def test_authorizer_reads_the_deny_list_exactly_when_its_stage_checks_revocation
     checks = env.get("TESSERA_AUTHORIZER_CHECKS_REVOCATION", "false").lower() == "true"
     assert allows(p, "dynamodb:BatchGetItem", table_arn(stage)) == checks
     for st in p["Statement"]:
-        if any(a.startswith("dynamodb:") for a in _as_list(st["Action"])):
+        actions = _as_list(st["Action"])
+        if any(a.startswith("dynamodb:") for a in actions) and actions != ["dynamodb:Query"]:
             # only deny-list items (JTI#, FAMILY#), never clients' or users' records
             leading = st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
             assert sorted(leading) == ["FAMILY#*", "JTI#*"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
+def test_authorizer_queries_only_the_partition_of_the_api_rules(stage: str) -> None:
+    from chalicelib.api_rules_store import PARTITION
+
+    authorizer, _ = package.app_functions()
+    p = function_policies(stage)[authorizer]
+    queries = [st for st in p["Statement"] if "dynamodb:Query" in _as_list(st["Action"])]
+    assert len(queries) == 1
+    assert _as_list(queries[0]["Action"]) == ["dynamodb:Query"]
+    assert queries[0]["Resource"] == [table_arn(stage).replace("us-east-1:" + ACCOUNT, "*:*")]
+    leading = queries[0]["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
+    assert leading == [PARTITION]
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_authorizer_writes_nothing_to_the_table(stage: str) -> None:
     authorizer, _ = package.app_functions()
     p = function_policies(stage)[authorizer]
-    for action in ("PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"):
+    for action in ("PutItem", "UpdateItem", "DeleteItem", "Scan"):
         assert not allows(p, f"dynamodb:{action}", table_arn(stage)), action
 
 
