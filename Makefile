@@ -17,6 +17,19 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 # chalice package needs a region (no credentials); deployments use the caller's region.
 export AWS_DEFAULT_REGION ?= us-east-1
+# Deploy settings (README "Deploy to AWS"): the issuer's domain and its ACM certificate (required
+# for prod), an optional Route 53 zone, audience, WAF web ACL, alarm topic or e-mail.
+DOMAIN ?=
+CERTIFICATE_ARN ?=
+HOSTED_ZONE_ID ?=
+AUDIENCE ?=
+WEB_ACL_ARN ?=
+ALARM_TOPIC_ARN ?=
+ALARM_EMAIL ?=
+STACK_NAME ?= tessera-$(STAGE)
+DEPLOY_SETTINGS = --stage $(STAGE) --domain "$(DOMAIN)" --certificate-arn "$(CERTIFICATE_ARN)" \
+	--hosted-zone-id "$(HOSTED_ZONE_ID)" --audience "$(AUDIENCE)" --web-acl-arn "$(WEB_ACL_ARN)" \
+	--alarm-topic-arn "$(ALARM_TOPIC_ARN)" --alarm-email "$(ALARM_EMAIL)"
 
 .PHONY: help venv local test browser lint bench loadtest package check-infra deploy deploy-stack clean
 
@@ -30,7 +43,8 @@ help:
 	@echo "make package STAGE=dev      - one CloudFormation artifact in build/STAGE (offline)"
 	@echo "make check-infra            - package dev and prod, run cfn-lint and checkov on them"
 	@echo "make deploy STAGE=dev       - infra stack + chalice deploy (AWS credentials needed)"
-	@echo "make deploy-stack STAGE=dev BUCKET=my-artifacts - the packaged single stack"
+	@echo "make deploy-stack STAGE=prod BUCKET=my-artifacts DOMAIN=auth.acme.io CERTIFICATE_ARN=arn:..."
+	@echo "                            - the packaged single stack (README: Deploy to AWS)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@if [ -z "$(PYTHON313)" ]; then echo "Python 3.13 not found: install it (python3.13 on PATH or pyenv install 3.13)" >&2; exit 1; fi
@@ -88,6 +102,9 @@ package: $(STAMP)
 	$(PY) -m infra.package --stage $(STAGE) --out build/$(STAGE)
 
 check-infra: $(STAMP) $(TOOLS_STAMP)
+	@echo "cfn-lint infra/template.yaml"; $(TOOLS)/bin/cfn-lint infra/template.yaml
+	@echo "checkov infra/template.yaml"; \
+		$(TOOLS)/bin/checkov --config-file infra/checkov.yaml -f infra/template.yaml
 	@for stage in dev prod; do \
 		$(PY) -m infra.package --stage $$stage --out build/$$stage || exit 1; \
 		echo "cfn-lint build/$$stage/sam.json"; $(TOOLS)/bin/cfn-lint build/$$stage/sam.json || exit 1; \
@@ -95,24 +112,36 @@ check-infra: $(STAMP) $(TOOLS_STAMP)
 		$(TOOLS)/bin/checkov --config-file infra/checkov.yaml -f build/$$stage/sam.json || exit 1; \
 	done
 
-# Two-stack path: stateful infra stack, chalice deploy, then wire the two (rotation, 401/403).
+# Two-stack path: stateful infra stack, chalice deploy (on a copy of the project whose policy
+# files name this account, region and partition), then wire the two (rotation, domain, WAF,
+# alarms, 401/403, the plain authorizer handler, throttles). Refuses a placeholder prod issuer.
 deploy: $(STAMP)
+	@$(PY) -m infra.preflight $(DEPLOY_SETTINGS) check-chalice
+	params="$$($(PY) -m infra.wire $(DEPLOY_SETTINGS) parameters --before-deploy)" && \
 	aws cloudformation deploy --stack-name tessera-$(STAGE)-infra --template-file infra/template.yaml \
-		--parameter-overrides Stage=$(STAGE) --no-fail-on-empty-changeset
-	$(VENV)/bin/chalice deploy --stage $(STAGE)
+		--parameter-overrides $$params --no-fail-on-empty-changeset
+	project="$$($(PY) -m infra.wire --stage $(STAGE) chalice-project)" && \
+	$(VENV)/bin/chalice --project-dir "$$project" deploy --stage $(STAGE)
+	params="$$($(PY) -m infra.wire $(DEPLOY_SETTINGS) parameters)" && \
 	aws cloudformation deploy --stack-name tessera-$(STAGE)-infra --template-file infra/template.yaml \
-		--parameter-overrides $$($(PY) -m infra.wire --stage $(STAGE) parameters) --no-fail-on-empty-changeset
+		--parameter-overrides $$params --no-fail-on-empty-changeset
 	$(PY) -m infra.wire --stage $(STAGE) gateway-responses
 	$(PY) -m infra.wire --stage $(STAGE) authorizer-handler
+	$(PY) -m infra.wire --stage $(STAGE) throttles
 
-# Single-stack path: the artifact of `make package`, uploaded to BUCKET and deployed as tessera-STAGE.
-deploy-stack: package
+# Single-stack path: the artifact of `make package`, uploaded to BUCKET and deployed as STACK_NAME
+# (default tessera-STAGE). Refuses a placeholder prod issuer before packaging anything.
+deploy-stack: $(STAMP)
 	@if [ -z "$(BUCKET)" ]; then echo "BUCKET=<S3 bucket for the deployment package> is required" >&2; exit 1; fi
+	@$(PY) -m infra.preflight $(DEPLOY_SETTINGS) check-stack
+	$(PY) -m infra.package --stage $(STAGE) --out build/$(STAGE)
 	aws cloudformation package --template-file build/$(STAGE)/sam.json --s3-bucket $(BUCKET) \
 		--output-template-file build/$(STAGE)/packaged.yaml
-	aws cloudformation deploy --stack-name tessera-$(STAGE) --template-file build/$(STAGE)/packaged.yaml \
-		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset
-	aws cloudformation describe-stacks --stack-name tessera-$(STAGE) --query 'Stacks[0].Outputs' --output table
+	params="$$($(PY) -m infra.preflight $(DEPLOY_SETTINGS) stack-parameters)" && \
+	aws cloudformation deploy --stack-name $(STACK_NAME) --template-file build/$(STAGE)/packaged.yaml \
+		--capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
+		--parameter-overrides $$params
+	aws cloudformation describe-stacks --stack-name $(STACK_NAME) --query 'Stacks[0].Outputs' --output table
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache build

@@ -13,6 +13,7 @@ from chalice.app import AuthRequest, Chalice, Response
 
 from chalicelib import http, services
 from chalicelib.api_rules import AUTHORIZER_CACHE_TTL
+from chalicelib.config import demo_enabled
 
 app = Chalice(app_name="tessera")
 app.debug = False  # no tracebacks in 500 bodies, ever
@@ -62,8 +63,6 @@ def introspect() -> Response:
 
 # --- Authorization code + PKCE and the account pages (chalicelib.authorize, .account) -----
 
-_PAGE_COOKIES = ("tessera_session", "tessera_csrf")
-
 
 def _now() -> int:
     return int(services.clock().now())
@@ -75,7 +74,7 @@ def authorize() -> Response:
     req = app.current_request
     return http.page_call(
         lambda: services.authorization_endpoint().get(
-            http.query_pairs(req), http.request_cookies(req, *_PAGE_COOKIES), _now()
+            http.query_pairs(req), http.page_cookies(req), _now()
         )
     )
 
@@ -87,7 +86,7 @@ def authorize_form() -> Response:
     return http.page_call(
         lambda: services.authorization_endpoint().post(
             http.form_pairs(req) or [],
-            http.request_cookies(req, *_PAGE_COOKIES),
+            http.page_cookies(req),
             http.source_ip(req),
             _now(),
         )
@@ -100,9 +99,7 @@ def connected_apps() -> Response:
     req = app.current_request
     notice = "Access revoked." if ("revoked", "1") in http.query_pairs(req) else ""
     return http.page_call(
-        lambda: services.account_pages().apps(
-            http.request_cookies(req, *_PAGE_COOKIES), _now(), notice
-        )
+        lambda: services.account_pages().apps(http.page_cookies(req), _now(), notice)
     )
 
 
@@ -112,7 +109,7 @@ def account_login() -> Response:
     return http.page_call(
         lambda: services.account_pages().login(
             http.form_pairs(req) or [],
-            http.request_cookies(req, *_PAGE_COOKIES),
+            http.page_cookies(req),
             http.source_ip(req),
             _now(),
         )
@@ -125,7 +122,7 @@ def revoke_app() -> Response:
     req = app.current_request
     return http.page_call(
         lambda: services.account_pages().revoke(
-            http.form_pairs(req) or [], http.request_cookies(req, *_PAGE_COOKIES), _now()
+            http.form_pairs(req) or [], http.page_cookies(req), _now()
         )
     )
 
@@ -135,7 +132,7 @@ def logout() -> Response:
     req = app.current_request
     return http.page_call(
         lambda: services.account_pages().logout(
-            http.form_pairs(req) or [], http.request_cookies(req, *_PAGE_COOKIES)
+            http.form_pairs(req) or [], http.page_cookies(req), _now()
         )
     )
 
@@ -202,42 +199,46 @@ def tessera_authorizer(auth_request: AuthRequest) -> dict[str, Any]:
     return authorizer.handle(auth_request.token, auth_request.method_arn)
 
 
-@app.route("/people", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
-def list_people() -> Response:
-    """Demo API, scope people:read (its rules: infra/demo-rules.json)."""
-    from chalicelib import demo_api
+# The demo API exists only in stages whose TESSERA_DEMO is on (local, dev): Chalice builds the
+# API from the routes declared at import, and chalice package/deploy import this module with the
+# stage's variables, so a stage with the demo off (prod) has no demo routes at all.
+if demo_enabled():
 
-    return http.oauth_call(demo_api.list_people)
+    @app.route("/people", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
+    def list_people() -> Response:
+        """Demo API, scope people:read (its rules: infra/demo-rules.json)."""
+        from chalicelib import demo_api
 
+        return http.oauth_call(demo_api.list_people)
 
-@app.route(
-    "/people/{person_id}", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY
-)
-def get_person(person_id: str) -> Response:
-    """Demo API, scope people:read."""
-    from chalicelib import demo_api
-
-    return http.oauth_call(lambda: demo_api.get_person(person_id))
-
-
-@app.route("/articles", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
-def list_articles() -> Response:
-    """Demo API, scope articles:read."""
-    from chalicelib import demo_api
-
-    return http.oauth_call(demo_api.list_articles)
-
-
-@app.route("/articles", methods=["POST"], authorizer=tessera_authorizer, content_types=_ANY)
-def create_article() -> Response:
-    """Demo API, scope articles:write; the author is the token's subject."""
-    from chalicelib import demo_api
-
-    request = app.current_request
-    assert request is not None
-    return http.oauth_call(
-        lambda: demo_api.create_article(request.raw_body, demo_api.caller(request).get("sub", ""))
+    @app.route(
+        "/people/{person_id}", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY
     )
+    def get_person(person_id: str) -> Response:
+        """Demo API, scope people:read."""
+        from chalicelib import demo_api
+
+        return http.oauth_call(lambda: demo_api.get_person(person_id))
+
+    @app.route("/articles", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
+    def list_articles() -> Response:
+        """Demo API, scope articles:read."""
+        from chalicelib import demo_api
+
+        return http.oauth_call(demo_api.list_articles)
+
+    @app.route("/articles", methods=["POST"], authorizer=tessera_authorizer, content_types=_ANY)
+    def create_article() -> Response:
+        """Demo API, scope articles:write; the author is the token's subject."""
+        from chalicelib import demo_api
+
+        request = app.current_request
+        assert request is not None
+        return http.oauth_call(
+            lambda: demo_api.create_article(
+                request.raw_body, demo_api.caller(request).get("sub", "")
+            )
+        )
 
 
 # --- Rotation -----------------------------------------------------------------------------

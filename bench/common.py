@@ -28,6 +28,7 @@ BENCH_ENV = {
     "TESSERA_ISSUER": ISSUER,
     "TESSERA_AUDIENCE": AUDIENCE,
     "TESSERA_TABLE": f"tessera-{STAGE}",
+    "TESSERA_DEMO": "true",  # the demo routes, as dev deploys them
     "TESSERA_DEMO_TABLE": f"tessera-demo-{STAGE}",
     "TESSERA_SIGNING_KEYS_SECRET": f"tessera/{STAGE}/signing-keys",
     "TESSERA_PUBLIC_KEYS_SECRET": f"tessera/{STAGE}/public-keys",

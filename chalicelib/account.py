@@ -6,7 +6,8 @@ names, scopes and first/last use. ``POST /account/apps/revoke`` (CSRF-protected)
 at once: its refresh tokens stop working, and its access tokens fail introspection (and the
 authorizer where the revocation check is on). A family is revoked only if it belongs to the
 signed-in user. Sign-in here uses the same login code path and brute-force protection as the
-password grant and the authorization endpoint.
+password grant and the authorization endpoint; a session ends when its user is disabled or
+deleted (``login.signed_in``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from chalicelib import pages
 from chalicelib.client_auth import ClientLookup
 from chalicelib.errors import InvalidGrant
-from chalicelib.login import LoginGuard, authenticate
+from chalicelib.login import LoginGuard, authenticate, signed_in
 from chalicelib.pages import Outcome
 from chalicelib.sessions import (
     CSRF_COOKIE,
@@ -33,7 +34,7 @@ from chalicelib.users import UserStore
 
 APPS_PATH = "/account/apps"
 LOGIN_PATH = "/account/login"
-ACCOUNT_CLIENT = "tessera-account"  # the login guard's "client" for account sign-ins
+ACCOUNT_CLIENT = "tessera-account"  # what audit lines name as the client of account sign-ins
 
 
 class Grants(Protocol):
@@ -69,7 +70,7 @@ class AccountPages:
         self._brand = brand
 
     def apps(self, cookies: dict[str, str | None], now: int, notice: str = "") -> Outcome:
-        session = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        session = signed_in(self._signer, self._users, cookies.get(SESSION_COOKIE), now)
         if session is None:
             return self._login_page(cookies)
         return self._apps_page(session, cookies, now, notice)
@@ -82,8 +83,9 @@ class AccountPages:
         now: int,
     ) -> Outcome:
         fields = dict(form)
+        # The sign-in form was made for "no session" (chalicelib.sessions).
         if len(fields) != len(form) or not self._signer.check_csrf(
-            cookies.get(CSRF_COOKIE), fields.get("csrf")
+            cookies.get(CSRF_COOKIE), fields.get("csrf"), None
         ):
             return self._forbidden()
         try:
@@ -102,22 +104,27 @@ class AccountPages:
                 error="Invalid username or password.",
                 username=fields.get("username", "")[:200],
             )
-        value = self._signer.issue(user.user_id, user.username, now)
+        value, _ = self._signer.issue(user.user_id, user.username, now, epoch=user.epoch)
+        # A new CSRF nonce at sign-in: one planted or seen before it is worth nothing now.
+        _, set_nonce = csrf_nonce(cookies, secure=self._secure, renew=True)
         return Outcome(
             303,
             {"Location": APPS_PATH, "Cache-Control": "no-store"},
-            cookies=[cookie(SESSION_COOKIE, value, secure=self._secure, max_age=SESSION_TTL)],
+            cookies=[
+                cookie(SESSION_COOKIE, value, secure=self._secure, max_age=SESSION_TTL),
+                *set_nonce,
+            ],
         )
 
     def revoke(
         self, form: Sequence[tuple[str, str]], cookies: dict[str, str | None], now: int
     ) -> Outcome:
         fields = dict(form)
-        session = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        session = signed_in(self._signer, self._users, cookies.get(SESSION_COOKIE), now)
         if session is None:
             return self._login_page(cookies)
         if len(fields) != len(form) or not self._signer.check_csrf(
-            cookies.get(CSRF_COOKIE), fields.get("csrf")
+            cookies.get(CSRF_COOKIE), fields.get("csrf"), session
         ):
             return self._forbidden()
         family_id = fields.get("grant", "")
@@ -127,9 +134,15 @@ class AccountPages:
             self._grants.revoke_family(family_id, "user_revoked", now)
         return Outcome(303, {"Location": APPS_PATH + "?revoked=1", "Cache-Control": "no-store"})
 
-    def logout(self, form: Sequence[tuple[str, str]], cookies: dict[str, str | None]) -> Outcome:
+    def logout(
+        self, form: Sequence[tuple[str, str]], cookies: dict[str, str | None], now: int
+    ) -> Outcome:
         fields = dict(form)
-        if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf")):
+        session = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        # Without a live session there is nothing to end (and no session to bind a token to).
+        if session is not None and not self._signer.check_csrf(
+            cookies.get(CSRF_COOKIE), fields.get("csrf"), session
+        ):
             return self._forbidden()
         outcome = pages.error(
             brand=self._brand,
@@ -167,7 +180,7 @@ class AccountPages:
             brand=self._brand,
             username=session.username,
             rows=rows,
-            csrf=self._signer.csrf_token(nonce),
+            csrf=self._signer.csrf_token(nonce, session),
             notice=notice,
         ).outcome()
         outcome.cookies.extend(set_cookie)
@@ -180,7 +193,7 @@ class AccountPages:
         outcome = pages.account_login(
             brand=self._brand,
             action=LOGIN_PATH,
-            csrf=self._signer.csrf_token(nonce),
+            csrf=self._signer.csrf_token(nonce, None),
             error=error,
             username=username,
         ).outcome()

@@ -34,6 +34,7 @@ from chalicelib.clients import (
 )
 from chalicelib.config import local_state_path
 from chalicelib.faults import BackendUnavailable
+from chalicelib.grant_store import GrantStore
 from chalicelib.passwords import hash_password
 from chalicelib.scopes import parse_scope
 from chalicelib.users import (
@@ -114,12 +115,15 @@ def create_client(
 
 def check_redirect_uri(uri: str) -> None:
     """RFC 6749 §3.1.2 and RFC 8252: absolute, no fragment; https, or http only on loopback,
-    or a private-use scheme (``com.example.app:/cb``) for native apps."""
-    from urllib.parse import urlsplit
+    or a private-use scheme (``com.example.app:/cb``) for native apps. Written the way urllib
+    writes it back, so the app gets its own URI back with the code added (chalicelib.authorize)."""
+    from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(uri)
     if not parts.scheme or parts.fragment or "#" in uri or any(c.isspace() for c in uri):
         raise AdminError(f"invalid redirect URI: {uri!r} (absolute, without fragment)")
+    if urlunsplit(parts) != uri.removesuffix("?"):
+        raise AdminError(f"write the redirect URI {uri!r} as {urlunsplit(parts)!r}")
     if parts.scheme == "http":
         if parts.hostname not in {"127.0.0.1", "localhost", "::1"}:
             raise AdminError("http redirect URIs are allowed only on loopback; use https")
@@ -254,18 +258,45 @@ def _username(raw: str) -> str:
         raise AdminError(str(exc)) from exc
 
 
+def end_grants(grants: GrantStore, username: str, now: int) -> list[str]:
+    """Revoke every grant of a user (after a disable or delete): refresh tokens stop, and access
+    tokens fail introspection and the authorizer's revocation check. The user's record was
+    changed first, so no new grant can start meanwhile (``users.receive_check``). Families past
+    their end are revoked too: an access token issued just before it may still be running."""
+    return [
+        f.family_id
+        for f in grants.families_of(username)
+        if not f.revoked and grants.revoke_family(f.family_id, "user_ended", now)
+    ]
+
+
+def _ended(revoked: list[str]) -> str:
+    return f"; ended their sessions and revoked {len(revoked)} grant(s)"
+
+
 def _user_disable(args: argparse.Namespace) -> None:
     name = _username(args.username)
+    # Disabling moves the user to a new epoch: sessions and codes issued before end with it.
     if not services.user_store().set_disabled(name, True):
         raise AdminError(f"no such user: {name}")
-    _emit(args, {"disabled": name}, f"disabled user {name}")
+    revoked = end_grants(services.grant_store(), name, int(services.clock().now()))
+    _emit(
+        args,
+        {"disabled": name, "revoked_grants": revoked},
+        f"disabled user {name}" + _ended(revoked),
+    )
 
 
 def _user_delete(args: argparse.Namespace) -> None:
     name = _username(args.username)
     if not services.user_store().delete(name):
         raise AdminError(f"no such user: {name}")
-    _emit(args, {"deleted": name}, f"deleted user {name}")
+    revoked = end_grants(services.grant_store(), name, int(services.clock().now()))
+    _emit(
+        args,
+        {"deleted": name, "revoked_grants": revoked},
+        f"deleted user {name}" + _ended(revoked),
+    )
 
 
 def _user_unlock(args: argparse.Namespace) -> None:

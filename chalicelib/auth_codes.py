@@ -1,11 +1,13 @@
 """Authorization codes (RFC 6749 §4.1.2, §10.5; RFC 9700 §4.2).
 
 A code is 256 random bits, single use, valid for ``CODE_TTL`` seconds, bound to the client, the
-redirect URI, the PKCE challenge and the user. Only its SHA-256 is stored (a code is
-high-entropy, so a plain hash is enough to make a table dump useless). Redemption is one conditional
-write: the first redemption marks the code used and records the refresh-token family it started; a
-second redemption fails and returns that family so the caller can revoke what the first use issued
-(§4.1.2: "SHOULD revoke all tokens previously issued based on that authorization code").
+redirect URI, the PKCE challenge and the user (with the user's epoch, so a code issued before a
+disable never exchanges). Only its SHA-256 is stored (a code is high-entropy, so a plain hash is
+enough to make a table dump useless). Redemption is one conditional write: the first redemption
+marks the code used and records the grant (family) id every token of that exchange will carry,
+refresh token or not; a second redemption fails and returns that id so the caller can revoke what
+the first use issued (§4.1.2: "SHOULD revoke all tokens previously issued based on that
+authorization code").
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class CodeGrant(NamedTuple):
     username: str
     scope: str
     expires_at: int
+    user_epoch: int = 0  # chalicelib.users: the epoch of the session that got the code
 
 
 class CodeAlreadyUsed(Exception):
@@ -59,6 +62,7 @@ class CodeStore:
             "username": grant.username,
             "scope": grant.scope,
             "expires_at": grant.expires_at,
+            "user_epoch": grant.user_epoch,
             "used": False,
             table.TTL: grant.expires_at + 86400,  # kept a day so re-use can still be detected
         }
@@ -70,8 +74,8 @@ class CodeStore:
             )
 
     def redeem(self, code: str, now: int, family_id: str | None = None) -> CodeGrant | None:
-        """Mark the code used (recording the refresh-token family its tokens will belong to, in
-        the same write) and return its grant; None if unknown or expired.
+        """Mark the code used (recording the grant its tokens will belong to, in the same write;
+        the token endpoint always names one) and return its grant; None if unknown or expired.
 
         Raises ``CodeAlreadyUsed`` when the code was redeemed before.
         """
@@ -109,4 +113,5 @@ class CodeStore:
             username=v["username"],
             scope=v["scope"],
             expires_at=int(v["expires_at"]),
+            user_epoch=int(v.get("user_epoch", 0)),
         )

@@ -6,7 +6,9 @@ than an error page). After that, every error goes back to the client's redirect 
 and ``iss``. Without a session the sign-in page is shown; first-party clients skip consent, others
 get a consent page that lists the scopes in plain words. The authorization request travels between
 the pages in a signed hidden field, so a form cannot change the client, redirect URI, scope or PKCE
-challenge, and every form carries a CSRF token (chalicelib.sessions).
+challenge, and every form carries a CSRF token (chalicelib.sessions). A session counts only while
+its user may still receive a code (``login.signed_in``: not disabled or deleted since); the code
+carries the user's epoch, and the exchange checks the user again (chalicelib.token_endpoint).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from chalicelib import pages, pkce
 from chalicelib.auth_codes import CODE_TTL, CodeGrant, CodeStore, new_code
@@ -23,7 +25,7 @@ from chalicelib.client_auth import ClientLookup
 from chalicelib.clients import Client
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidGrant, InvalidScope
-from chalicelib.login import LoginGuard, authenticate
+from chalicelib.login import LoginGuard, authenticate, signed_in
 from chalicelib.pages import Outcome
 from chalicelib.scopes import resolve_scope
 from chalicelib.sessions import (
@@ -105,9 +107,13 @@ def redirect_matches(registered: str, requested: str, *, native: bool) -> bool:
     )
 
 
-def append_query(uri: str, params: dict[str, str]) -> str:
-    sep = "&" if urlsplit(uri).query else "?"
-    return uri + sep + urlencode(params)
+def with_query(uri: str, params: dict[str, str]) -> str:
+    """``uri`` with ``params`` added to its query, built with urllib.parse: the registered URI's
+    own query stays as it is (RFC 6749 §3.1.2), and an empty one (``/cb?``) gives ``/cb?code=``.
+    Registration keeps to URIs that urllib reproduces exactly (chalicelib.admin)."""
+    parts = urlsplit(uri)
+    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+    return urlunsplit(parts._replace(query=query))
 
 
 class AuthorizationEndpoint:
@@ -157,7 +163,7 @@ class AuthorizationEndpoint:
             request = self._validate(client, redirect_uri, _single(query))
         except _RedirectError as exc:
             return self._redirect_error(redirect_uri, exc.error, exc.description, state)
-        session = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        session = signed_in(self._signer, self._users, cookies.get(SESSION_COOKIE), now)
         return self._continue(client, request, session, cookies, now)
 
     def post(
@@ -182,16 +188,6 @@ class AuthorizationEndpoint:
                     "The sign-in form has expired or was altered. Start again from the application."
                 ),
             ).outcome()
-        if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf")):
-            return pages.error(
-                brand=self._brand,
-                title="Session expired",
-                message=(
-                    "Your sign-in form is no longer valid. "
-                    "Go back to the application and start again."
-                ),
-                status=403,
-            ).outcome()
         try:
             client, redirect_uri = self._client_and_redirect(
                 request.client_id, request.redirect_uri
@@ -202,6 +198,9 @@ class AuthorizationEndpoint:
             ).outcome()
         step = fields.get("step")
         if step == "login":
+            # The sign-in form was made for "no session" (chalicelib.sessions).
+            if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf"), None):
+                return self._expired_form()
             try:
                 user = authenticate(
                     self._users,
@@ -221,20 +220,26 @@ class AuthorizationEndpoint:
                     error="Invalid username or password.",
                     username=fields.get("username", "")[:200],
                 )
-            value = self._signer.issue(user.user_id, user.username, now)
-            fresh = Session(user.user_id, user.username, now, now + SESSION_TTL)
-            outcome = self._continue(client, request, fresh, cookies, now)
+            value, fresh = self._signer.issue(user.user_id, user.username, now, epoch=user.epoch)
+            # A new CSRF nonce at sign-in: one planted or seen before it is worth nothing now.
+            nonce, set_nonce = csrf_nonce(cookies, secure=self._secure, renew=True)
+            outcome = self._continue(client, request, fresh, {**cookies, CSRF_COOKIE: nonce}, now)
             outcome.cookies.append(
                 cookie(SESSION_COOKIE, value, secure=self._secure, max_age=SESSION_TTL)
             )
+            outcome.cookies.extend(set_nonce)
             return outcome
-        current = self._signer.read(cookies.get(SESSION_COOKIE), now)
+        current = signed_in(self._signer, self._users, cookies.get(SESSION_COOKIE), now)
         if step == "consent" and current is not None:
+            # The consent form was made for this session; a token of another one is refused.
+            if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf"), current):
+                return self._expired_form()
             if fields.get("decision") == "allow":
                 return self._issue_code(client, request, current, now)
             return self._redirect_error(
                 redirect_uri, "access_denied", "the user denied access", request.state
             )
+        # No session (it expired on the consent page) or no step: sign in again; nothing changes.
         return self._login_page(client, request, cookies, now)
 
     # -- validation ----------------------------------------------------------------------------
@@ -308,7 +313,8 @@ class AuthorizationEndpoint:
             scopes=request.scope.split(),
             action=AUTHORIZE_PATH,
             request_blob=self._request_blob(request, now),
-            csrf=self._signer.csrf_token(nonce),
+            csrf=self._signer.csrf_token(nonce, session),
+            redirects_to=request.redirect_uri,
         ).outcome()
         outcome.cookies.extend(set_cookie)
         return outcome
@@ -328,12 +334,23 @@ class AuthorizationEndpoint:
             client_name=client.name,
             action=AUTHORIZE_PATH,
             request_blob=self._request_blob(request, now),
-            csrf=self._signer.csrf_token(nonce),
+            csrf=self._signer.csrf_token(nonce, None),
+            redirects_to=request.redirect_uri,
             error=error,
             username=username,
         ).outcome()
         outcome.cookies.extend(set_cookie)
         return outcome
+
+    def _expired_form(self) -> Outcome:
+        return pages.error(
+            brand=self._brand,
+            title="Session expired",
+            message=(
+                "Your sign-in form is no longer valid. Go back to the application and start again."
+            ),
+            status=403,
+        ).outcome()
 
     def _issue_code(
         self, client: Client, request: AuthRequest, session: Session, now: int
@@ -349,6 +366,7 @@ class AuthorizationEndpoint:
                 username=session.username,
                 scope=request.scope,
                 expires_at=now + CODE_TTL,
+                user_epoch=session.epoch,
             ),
         )
         params = {"code": code}
@@ -357,7 +375,7 @@ class AuthorizationEndpoint:
         params["iss"] = self._s.issuer
         return Outcome(
             303,
-            {"Location": append_query(request.redirect_uri, params), "Cache-Control": "no-store"},
+            {"Location": with_query(request.redirect_uri, params), "Cache-Control": "no-store"},
         )
 
     # -- helpers -------------------------------------------------------------------------------
@@ -385,5 +403,5 @@ class AuthorizationEndpoint:
             params["state"] = state
         params["iss"] = self._s.issuer
         return Outcome(
-            303, {"Location": append_query(redirect_uri, params), "Cache-Control": "no-store"}
+            303, {"Location": with_query(redirect_uri, params), "Cache-Control": "no-store"}
         )

@@ -108,6 +108,14 @@ def settings() -> Settings:
     )
 
 
+def demo_enabled() -> bool:
+    """``TESSERA_DEMO``: whether this stage serves the demo API (/people, /articles) and has its
+    table (on in local and dev, off in prod and by default). Read when app.py is imported, unlike
+    the settings: Chalice builds the API from the routes declared then, and chalice package and
+    chalice deploy import app.py with the stage's variables."""
+    return _bool("TESSERA_DEMO", False)
+
+
 # How the API handler and the authorizer reach AWS: botocore (chalicelib.aws, the default, what
 # moto's mock_aws intercepts) or the standard-library client (chalicelib.aws_lite, the deployed
 # stages and the local stack). The admin CLI and the rotation function always use botocore.

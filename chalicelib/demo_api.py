@@ -8,16 +8,17 @@ attached API's); the authorizer's context says who is calling. Bodies are JSON; 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from chalice.app import Response
 
 from chalicelib import http, services
 from chalicelib.errors import InvalidRequest
+from chalicelib.untrusted import BadJSON, parse_json
 
 MAX_TITLE = 200
 MAX_BODY = 10_000
+MAX_REQUEST = 64 * 1024  # a body of MAX_BODY characters, each escaped as \uXXXX, fits
 
 
 def caller(current_request: Any) -> dict[str, str]:
@@ -53,8 +54,8 @@ def _text(doc: dict[str, Any], name: str, limit: int) -> str:
 
 def create_article(raw_body: bytes | str | None, author: str) -> Response:
     try:
-        doc = json.loads(raw_body or b"")
-    except (ValueError, UnicodeDecodeError):
+        doc = parse_json(raw_body, max_bytes=MAX_REQUEST)
+    except BadJSON:
         raise InvalidRequest("the body must be a JSON object") from None
     if not isinstance(doc, dict):
         raise InvalidRequest("the body must be a JSON object")

@@ -8,8 +8,12 @@ rotation means). Items, in the single table (``chalicelib.table``):
   username, scope, absolute expiry) so a refresh reads one item, plus its own state (``active`` or
   ``rotated``), idle expiry and, once rotated, when and into which successor (hash + pepper id).
 - ``FAMILY#<id>`` / ``FAMILY``: one grant (user + client + scope): created, last used, absolute
-  expiry, ``revoked``. ``gsi1pk = USERGRANTS#<username>``, ``gsi1sk = <client id>#<family id>``,
-  so a user's grants (optionally for one client) are a query, never a scan.
+  expiry, ``revoked``, the user's epoch when it began. A grant without refresh token (a client
+  without that grant type) is a family with no ``RT#`` item, ending with its access token. A
+  revoked marker with no other attribute is left by a code re-used before its first exchange wrote
+  the grant: that write then fails (``revoke_family(preempt=True)``).
+  ``gsi1pk = USERGRANTS#<username>``, ``gsi1sk = <client id>#<family id>``, so a user's grants
+  (optionally for one client) are a query, never a scan.
 - ``JTI#<jti>`` / ``JTI``: a revoked access token, kept until the token's own ``exp``.
 
 Revocation marks (``revoked = true``) instead of deleting: a deleted family could not tell a
@@ -26,6 +30,7 @@ from typing import Any, NamedTuple
 from chalicelib import aws, table
 from chalicelib.faults import BackendUnavailable
 from chalicelib.users import _user_key as user_key
+from chalicelib.users import may_receive, receive_check, user_from_values
 
 ACTIVE = "active"
 ROTATED = "rotated"
@@ -64,6 +69,7 @@ class TokenRecord(NamedTuple):
     rotated_at: int | None = None
     successor_hash: str | None = None
     successor_pepper: str | None = None
+    user_epoch: int = 0  # the user's epoch when the family began (chalicelib.users)
 
 
 class Family(NamedTuple):
@@ -78,13 +84,14 @@ class Family(NamedTuple):
     revoked: bool = False
     revoked_at: int | None = None
     revoked_reason: str | None = None
+    user_epoch: int = 0
 
 
 class RotateOutcome(enum.Enum):
     COMMITTED = "committed"
     TOKEN_NOT_ACTIVE = "token_not_active"  # noqa: S105 - rotated or expired since it was read
     FAMILY_REVOKED = "family_revoked"  # revoked or gone
-    USER_INVALID = "user_invalid"  # disabled, deleted or replaced
+    USER_INVALID = "user_invalid"  # disabled, deleted, replaced or a new epoch
     CONTENDED = "contended"  # another transaction held an item: outcome unknown
 
 
@@ -113,6 +120,7 @@ def _token_values(rec: TokenRecord) -> dict[str, Any]:
         "rotated_at": rec.rotated_at,
         "successor_hash": rec.successor_hash,
         "successor_pepper": rec.successor_pepper,
+        "user_epoch": rec.user_epoch,
         table.TTL: rec.expires + RETENTION,
     }
 
@@ -133,6 +141,7 @@ def _token_from(v: dict[str, Any]) -> TokenRecord:
         rotated_at=v.get("rotated_at"),
         successor_hash=v.get("successor_hash"),
         successor_pepper=v.get("successor_pepper"),
+        user_epoch=int(v.get("user_epoch", 0)),
     )
 
 
@@ -151,6 +160,7 @@ def _family_values(f: Family) -> dict[str, Any]:
         "last_used": f.last_used,
         "expires": f.expires,
         "revoked": f.revoked,
+        "user_epoch": f.user_epoch,
         table.TTL: f.expires + RETENTION,
     }
 
@@ -168,11 +178,12 @@ def _family_from(v: dict[str, Any]) -> Family:
         revoked=bool(v.get("revoked", False)),
         revoked_at=v.get("revoked_at"),
         revoked_reason=v.get("revoked_reason"),
+        user_epoch=int(v.get("user_epoch", 0)),
     )
 
 
-def _user_ok(v: dict[str, Any] | None, user_id: str) -> bool:
-    return v is not None and v.get("user_id") == user_id and not v.get("disabled", False)
+def _user_ok(v: dict[str, Any] | None, user_id: str, epoch: int) -> bool:
+    return may_receive(user_from_values(v) if v else None, user_id, epoch)
 
 
 def _attrs(values: dict[str, Any]) -> dict[str, Any]:
@@ -186,27 +197,44 @@ class GrantStore:
 
     # -- refresh tokens ----------------------------------------------------------------------
 
-    def create_family(self, family: Family, first: TokenRecord) -> None:
-        """Store a new family and its first token in one transaction (both new items)."""
-        with aws.translate_faults("dynamodb"):
-            self._ddb.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": table.to_item(_family_values(family)),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._table,
-                            "Item": table.to_item(_token_values(first)),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ]
+    def create_family(self, family: Family, first: TokenRecord | None) -> bool:
+        """Store a new family and its first token (if any) in one transaction, only while the user
+        may receive it (``users.receive_check``). False if that check failed or the family id is
+        taken (a revoked marker left by a re-used code); faults raise ``BackendUnavailable``."""
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": table.to_item(_family_values(family)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            receive_check(self._table, family.username, family.user_id, family.user_epoch),
+        ]
+        if first is not None:
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": table.to_item(_token_values(first)),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
             )
+        with aws.translate_faults("dynamodb"):
+            try:
+                self._ddb.transact_write_items(TransactItems=items)
+            except aws.service_errors() as exc:
+                if aws.error_code(exc) != "TransactionCanceledException":
+                    raise
+                reasons = aws.error_response(exc).get("CancellationReasons") or []
+                codes = [str(r.get("Code", "None")) for r in reasons]
+                if "ConditionalCheckFailed" in codes:
+                    return False
+                raise BackendUnavailable(
+                    "dynamodb", next((c for c in codes if c != "None"), "TransactionCanceled")
+                ) from exc
+        return True
 
     def get_token(self, token_hash: str) -> TokenRecord | None:
         with aws.translate_faults("dynamodb"):
@@ -224,7 +252,8 @@ class GrantStore:
         0. ``old`` is still active and not expired -> mark it rotated, naming its successor;
         1. ``new`` does not exist yet -> put it;
         2. the family exists and is not revoked -> set ``last_used``;
-        3. the user still exists with the same id and is not disabled.
+        3. the user may still receive it (``users.receive_check``: same id, not disabled, the
+           epoch the family began under).
 
         Two racing rotations of one token cannot both commit: the loser's condition 0 fails.
         Faults (throttling, internal errors) raise ``BackendUnavailable``; nothing was written.
@@ -269,17 +298,7 @@ class GrantStore:
                     "ExpressionAttributeValues": _attrs({":now": now, ":false": False}),
                 }
             },
-            {
-                "ConditionCheck": {
-                    "TableName": self._table,
-                    "Key": user_key(old.username),
-                    "ConditionExpression": (
-                        "attribute_exists(pk) AND user_id = :uid"
-                        " AND (attribute_not_exists(disabled) OR disabled = :false)"
-                    ),
-                    "ExpressionAttributeValues": _attrs({":uid": old.user_id, ":false": False}),
-                }
-            },
+            receive_check(self._table, old.username, old.user_id, old.user_epoch),
         ]
         with aws.translate_faults("dynamodb"):
             try:
@@ -290,45 +309,55 @@ class GrantStore:
                 return _cancelled(exc)
         return RotateOutcome.COMMITTED
 
-    def retry_snapshot(
-        self, successor_hash: str, family_id: str, username: str, user_id: str
-    ) -> RetrySnapshot:
-        """The successor, the family and the user in one consistent ``BatchGetItem`` (a plain
-        read: it never conflicts with the transactions of concurrent retries)."""
-        keys = [token_key(successor_hash), family_key(family_id), user_key(username)]
+    def retry_snapshot(self, successor_hash: str, rec: TokenRecord) -> RetrySnapshot:
+        """The successor of ``rec``, its family and its user in one consistent ``BatchGetItem``
+        (a plain read: it never conflicts with the transactions of concurrent retries)."""
+        keys = [token_key(successor_hash), family_key(rec.family_id), user_key(rec.username)]
         found = self._batch_get(keys)
         succ = found.get(f"RT#{successor_hash}")
-        fam = found.get(f"FAMILY#{family_id}")
+        fam = found.get(f"FAMILY#{rec.family_id}")
         return RetrySnapshot(
             successor=_token_from(succ) if succ else None,
-            family=_family_from(fam) if fam else None,
-            user_ok=_user_ok(found.get(f"USER#{username}"), user_id),
+            family=_family_from(fam) if fam and "user_id" in fam else None,
+            user_ok=_user_ok(found.get(f"USER#{rec.username}"), rec.user_id, rec.user_epoch),
         )
 
     # -- families ------------------------------------------------------------------------------
 
     def get_family(self, family_id: str) -> Family | None:
+        """The family, or None if unknown (or only a revoked marker: see the module docstring)."""
         with aws.translate_faults("dynamodb"):
             resp = self._ddb.get_item(
                 TableName=self._table, Key=family_key(family_id), ConsistentRead=True
             )
         item = resp.get("Item")
-        return _family_from(table.from_item(item)) if item else None
+        return _family_from(table.from_item(item)) if item and "user_id" in item else None
 
-    def revoke_family(self, family_id: str, reason: str, now: int) -> bool:
+    def revoke_family(
+        self, family_id: str, reason: str, now: int, *, preempt: bool = False
+    ) -> bool:
         """Mark a family revoked (the first reason sticks). False if it was already revoked or
         does not exist. Every token of the family, and every access token whose ``sid`` names it,
-        is dead from here on."""
+        is dead from here on. With ``preempt``, a family not written yet gets a revoked marker
+        (kept ``RETENTION`` seconds), so the write that would start it fails."""
+        condition = "attribute_exists(pk) AND revoked = :false"
+        update = "SET revoked = :true, revoked_at = :now, revoked_reason = :r"
+        values: dict[str, Any] = {":true": True, ":false": False, ":now": now, ":r": reason}
+        names: dict[str, str] = {}
+        if preempt:
+            condition = "attribute_not_exists(pk) OR revoked = :false"
+            update += ", #ttl = if_not_exists(#ttl, :ttl)"
+            values[":ttl"] = now + RETENTION
+            names["#ttl"] = table.TTL
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.update_item(
                     TableName=self._table,
                     Key=family_key(family_id),
-                    UpdateExpression="SET revoked = :true, revoked_at = :now, revoked_reason = :r",
-                    ConditionExpression="attribute_exists(pk) AND revoked = :false",
-                    ExpressionAttributeValues=_attrs(
-                        {":true": True, ":false": False, ":now": now, ":r": reason}
-                    ),
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=_attrs(values),
+                    **({"ExpressionAttributeNames": names} if names else {}),
                 )
             except aws.service_errors() as exc:
                 if aws.error_code(exc) == "ConditionalCheckFailedException":

@@ -102,11 +102,13 @@ def form_pairs(current_request: Any) -> list[tuple[str, str]] | None:
         return None
 
 
-def request_cookies(current_request: Any, *names: str) -> dict[str, str | None]:
-    from chalicelib.sessions import read_cookie
+def page_cookies(current_request: Any) -> dict[str, str | None]:
+    """The session and CSRF cookies by their plain names, read under the stage's wire names
+    (``__Host-`` prefixed where cookies are Secure: chalicelib.sessions)."""
+    from chalicelib.config import settings
+    from chalicelib.sessions import page_cookies as read
 
-    header = (current_request.headers or {}).get("cookie")
-    return {name: read_cookie(header, name) for name in names}
+    return read((current_request.headers or {}).get("cookie"), secure=settings().cookie_secure)
 
 
 def source_ip(current_request: Any) -> str | None:

@@ -1,64 +1,94 @@
 """Brute-force protection for password logins (RFC 6749 §4.3.2, RFC 9700 §2.4).
 
-Three counters, each one DynamoDB item updated with atomic ``ADD`` (no lost updates under
-concurrency) and a ``ttl`` that code compares itself (TTL deletion lags):
+Every limit that failed sign-ins can fill is keyed by what the one signing in controls: the
+username it types and the source it sends from. Nothing is shared by a whole client or page, so no
+stranger can lock out the users of an app. Four DynamoDB items per attempt, all read at once:
 
-- ``LOGIN#user#<sha256(username)>`` — *lockout*. Failures since the last successful login,
-  forgotten 24 h after the last failure. From ``lockout_threshold`` failures on, the username is
-  locked for ``lockout_base_seconds`` after the last failure, doubling with every further failure,
-  at most ``lockout_max_seconds``. Kept for unknown usernames too: lockout looks the same for them.
-- ``LOGIN#client#<client_id>`` and ``LOGIN#ip#<source ip>`` — *rate limits*. Failures in a fixed
-  window of ``lockout_max_seconds``; over the limit, password logins through that client / from
-  that address are refused until the window ends. The limits are much higher than the username
-  threshold (``IP_FACTOR``, ``CLIENT_FACTOR``): many honest users share an address (NAT) or a
-  client, so these only slow down password spraying, and they never lock an account elsewhere.
-  A success does not reset them (an attacker owning one account could otherwise reset them).
+- ``LOGIN#user#<h>``/``LOGIN#from#<source>``: *this username from this source*. From
+  ``threshold`` failures on, the next attempt waits ``base_seconds`` after the last failure,
+  doubling with every further failure, at most ``max_seconds``. Stops one source guessing.
+- ``LOGIN#user#<h>``/``LOGIN``: *this username from anywhere*, the same growing wait from
+  ``USERNAME_FACTOR`` x ``threshold`` failures on. Bounds guessing one account from many sources.
+- ``LOGIN#ip#<source>``/``LOGIN``: *this source, any username*: ``SOURCE_FACTOR`` x ``threshold``
+  failures in a fixed window of ``max_seconds``, then refused until the window ends. Slows spraying.
+- ``LOGIN#user#<h>``/``KNOWN#<source>``: the user signed in here within ``KNOWN_FOR``. The two
+  wider limits do not apply to a known source (the first one does): a stranger elsewhere, or
+  spraying behind the same NAT, cannot keep a user out of where she usually signs in.
 
-Answers: a locked or rate-limited attempt gets the same ``invalid_grant`` and description as a wrong
-password and costs the same work (the Argon2id check on the dummy hash, the same number of writes),
-so "locked" cannot be told from "wrong password" (and the correct password is refused while locked).
-429 is not used on purpose: it would reveal that a username is locked, i.e. that someone is
-attacking it, and with unknown usernames that it exists. Attempts refused while locked are recorded
-(``refused``) but do not extend the lock: a user retrying the right password is not punished.
+``<h>`` is a SHA-256 of the normalized username (people type passwords into that field); the
+source is the address, an IPv6 one cut to its /64 (one host usually holds a whole /64). Failures
+of a username are forgotten 24 h after the last one; a success clears both username counters.
 
-Round trips: one ``BatchGetItem`` reads the user and the counters (``check``; the token endpoint's
-``users.get`` is then served from that read by ``users()``), one conditional ``DeleteItem`` on
-success (which also closes the race with concurrent failures), one ``UpdateItem`` per counter on
-failure. A password login with refresh token costs three AWS calls in total.
+Answers: an attempt that must wait gets the wrong-password ``invalid_grant`` after the same work
+(the Argon2id check on the dummy hash, the same writes), so "waiting" cannot be told from "wrong
+password", for known and unknown usernames alike; the correct password waits too. 429 is not used
+on purpose: it would say that a username is being attacked, and with unknown ones that it exists.
+Attempts refused while waiting are counted as ``refused`` and extend nothing.
+
+Round trips: ``check`` is one ``BatchGetItem`` (the user and the four items) and returns the user
+it read; a failure is one ``UpdateItem`` per counter; a success is one ``TransactWriteItems``
+that clears the counters only if no failure was counted since ``check`` read them (else the
+correct password is refused too: a burst of parallel guesses cannot slip one through).
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from chalicelib import aws, passwords, table
 from chalicelib.errors import InvalidGrant
 from chalicelib.faults import BackendUnavailable
-from chalicelib.users import User, UserStore, user_from_item, user_key
+from chalicelib.login import Attempt
+from chalicelib.users import user_from_item, user_key
 
-BAD_CREDENTIALS = "invalid username or password"  # the text of chalicelib.token_endpoint / login
+BAD_CREDENTIALS = "invalid username or password"  # the text of chalicelib.login
 SK = "LOGIN"
 USER_MEMORY = 24 * 3600  # failures of a username are forgotten this long after the last one
-IP_FACTOR = 10  # per-address limit = IP_FACTOR x lockout_threshold failures per window
-CLIENT_FACTOR = 100  # per-client limit = CLIENT_FACTOR x lockout_threshold failures per window
+USERNAME_FACTOR = 4  # username-wide threshold = USERNAME_FACTOR x lockout_threshold failures
+SOURCE_FACTOR = 10  # per-source limit = SOURCE_FACTOR x lockout_threshold failures per window
+KNOWN_FOR = 30 * 24 * 3600  # a source stays known this long after the user's last sign-in there
+KNOWN_REFRESH = 24 * 3600  # ...and the mark is renewed at most once a day
 _BATCH_TRIES = 3
+_TRANSACT_TRIES = 3
 
 
 def user_pk(username: str) -> str:
-    """The username's counter, keyed by a hash: people type passwords into the username field,
+    """The username's items, keyed by a hash: people type passwords into the username field,
     and a counter is kept for every name tried, so the name itself is never stored."""
     return "LOGIN#user#" + hashlib.sha256(username.encode("utf-8")).hexdigest()
 
 
-def client_pk(client_id: str) -> str:
-    return f"LOGIN#client#{client_id}"
+def source_pk(source: str) -> str:
+    return f"LOGIN#ip#{source}"
 
 
-def ip_pk(ip: str) -> str:
-    return f"LOGIN#ip#{ip}"
+def pair_sk(source: str | None) -> str:
+    return f"LOGIN#from#{source or '-'}"
+
+
+def known_sk(source: str) -> str:
+    return f"KNOWN#{source}"
+
+
+def source_of(ip: str | None) -> str | None:
+    """What the per-source limits count by: the address, or the /64 of an IPv6 address (a host
+    usually holds the whole /64, so counting single addresses would not limit it at all)."""
+    if not ip:
+        return None
+    import ipaddress
+
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip[:64]  # API Gateway's own placeholders, e.g. in console test invocations
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
 
 
 def subject_hint(username: str) -> str:
@@ -72,18 +102,19 @@ class Policy(NamedTuple):
     max_seconds: int
 
     @property
-    def ip_limit(self) -> int:
-        return self.threshold * IP_FACTOR
+    def username_threshold(self) -> int:
+        return self.threshold * USERNAME_FACTOR
 
     @property
-    def client_limit(self) -> int:
-        return self.threshold * CLIENT_FACTOR
+    def source_limit(self) -> int:
+        return self.threshold * SOURCE_FACTOR
 
-    def lock_seconds(self, failures: int) -> int:
-        """How long a username stays locked after its ``failures``-th failure (0: not locked)."""
-        if failures < self.threshold:
+    def wait_seconds(self, failures: int, threshold: int) -> int:
+        """How long attempts wait after the ``failures``-th failure of a counter whose waits
+        start at ``threshold`` (0: no wait)."""
+        if failures < threshold:
             return 0
-        doublings = min(failures - self.threshold, 32)
+        doublings = min(failures - threshold, 32)
         return int(min(self.max_seconds, self.base_seconds * (2**doublings)))
 
 
@@ -102,169 +133,196 @@ class Counter(NamedTuple):
         )
         return counter if counter.expires > now else cls()
 
+    def waits(self, policy: Policy, threshold: int, now: int) -> bool:
+        seconds = policy.wait_seconds(self.failures, threshold)
+        return bool(seconds) and self.last_failure + seconds > now
 
-class Seen(NamedTuple):
-    """What ``check`` read, kept for the ``users()`` view and ``succeeded``'s conditional reset."""
 
-    username: str
-    user: User | None
-    user_failures: int
-    user_item_exists: bool
+@dataclass(frozen=True)
+class GuardedAttempt(Attempt):
+    """An attempt let through by ``LoginGuard.check``, with the counters it read (the condition
+    of ``succeeded``'s reset) and whether the user is known at its source."""
+
+    source: str | None = None
+    pair_failures: int = 0
+    username_failures: int = 0
+    known_until: int = 0
 
 
 class LoginGuard:
-    """Implements the ``LoginGuard`` protocol of chalicelib.token_endpoint / chalicelib.login."""
+    """Implements the ``LoginGuard`` protocol of chalicelib.login."""
 
-    def __init__(self, ddb: Any, table_name: str, policy: Policy, users: UserStore) -> None:
+    def __init__(self, ddb: Any, table_name: str, policy: Policy) -> None:
         self._ddb = ddb
         self._table = table_name
         self._policy = policy
-        self._users = users
-        self._local = threading.local()
 
     # -- the protocol --------------------------------------------------------------------
 
-    def check(self, username: str, client_id: str, source_ip: str | None, now: int) -> None:
+    def check(self, username: str, client_id: str, source_ip: str | None, now: int) -> Attempt:
         """Read the user and the counters in one round trip; refuse (after the same work as a
-        wrong password) while the username is locked or the client/address is over its limit."""
-        self._local.seen = None
-        items = self._batch_get(self._keys(username, client_id, source_ip))
-        counter_item = items.get(user_pk(username))
-        user_counter = Counter.from_item(counter_item, now)
-        user_item = items.get(user_key(username)[table.PK]["S"])
-        user = user_from_item(user_item) if user_item else None
-        self._local.seen = Seen(username, user, user_counter.failures, user_counter.expires > now)
-        locked = self._locked_user(user_counter, now)
-        limited = Counter.from_item(items.get(client_pk(client_id)), now).failures >= (
-            self._policy.client_limit
-        )
-        if source_ip:
-            ip_failures = Counter.from_item(items.get(ip_pk(source_ip)), now).failures
-            limited = limited or ip_failures >= self._policy.ip_limit
-        if locked or limited:
-            self._local.seen = None
+        wrong password) while this attempt must wait."""
+        source = source_of(source_ip)
+        items = self._batch_get(self._keys(username, source))
+        upk = user_pk(username)
+        user_item = items.get(_ref(user_key(username)))
+        pair = Counter.from_item(items.get((upk, pair_sk(source))), now)
+        wide = Counter.from_item(items.get((upk, SK)), now)
+        known_until = 0
+        if source is not None:
+            known_until = Counter.from_item(items.get((upk, known_sk(source))), now).expires
+        known = known_until > now
+        reason = ""
+        policy = self._policy
+        if pair.waits(policy, policy.threshold, now):
+            reason = "locked"
+        elif not known and wide.waits(policy, policy.username_threshold, now):
+            reason = "username_locked"
+        elif not known and source is not None:
+            spraying = Counter.from_item(items.get((source_pk(source), SK)), now)
+            if spraying.failures >= policy.source_limit:
+                reason = "rate_limited"
+        if reason:
             passwords.verify_password("", None)  # the same time as a wrong password
-            self._record(username, client_id, source_ip, now, failure=False)
+            self._record(username, source, now, failure=False)
             from chalicelib import audit
 
             audit.event(
-                "login_refused",
-                user=subject_hint(username),
-                client_id=client_id,
-                reason="locked" if locked else "rate_limited",
+                "login_refused", user=subject_hint(username), client_id=client_id, reason=reason
             )
             raise InvalidGrant(BAD_CREDENTIALS)
+        return GuardedAttempt(
+            username=username,
+            client_id=client_id,
+            source_ip=source_ip,
+            user=user_from_item(user_item) if user_item and username else None,
+            source=source,
+            pair_failures=pair.failures,
+            username_failures=wide.failures,
+            known_until=known_until,
+        )
 
-    def failed(self, username: str, client_id: str, source_ip: str | None, now: int) -> None:
-        self._local.seen = None
-        failures = self._record(username, client_id, source_ip, now, failure=True)
-        seconds = self._policy.lock_seconds(failures)
-        if seconds:
-            from chalicelib import audit
+    def failed(self, attempt: Attempt, now: int) -> None:
+        source = source_of(attempt.source_ip)
+        wide, pair = self._record(attempt.username, source, now, failure=True)
+        policy = self._policy
+        for kind, failures, threshold in (
+            ("username_at_source", pair, policy.threshold),
+            ("username", wide, policy.username_threshold),
+        ):
+            seconds = policy.wait_seconds(failures, threshold)
+            if seconds:
+                from chalicelib import audit
 
-            audit.event(
-                "lockout",
-                user=subject_hint(username),
-                client_id=client_id,
-                failures=failures,
-                locked_seconds=seconds,
-            )
+                audit.event(
+                    "lockout",
+                    user=subject_hint(attempt.username),
+                    client_id=attempt.client_id,
+                    kind=kind,
+                    failures=failures,
+                    locked_seconds=seconds,
+                )
 
-    def succeeded(self, username: str, client_id: str, source_ip: str | None, now: int) -> None:
-        """Reset the username's counter, unless a failure was counted since ``check`` read it
-        (a concurrent guess, possibly one that locked the account): then refuse this login too."""
-        seen: Seen | None = getattr(self._local, "seen", None)
-        self._local.seen = None
-        if seen is None or seen.username != username:
-            # Not preceded by our check (a caller bug): fail closed.
-            raise InvalidGrant(BAD_CREDENTIALS)
-        if seen.user_item_exists:
-            condition = "failures = :seen"
-            values: dict[str, Any] = {":seen": table.to_attr(seen.user_failures)}
-            if seen.user_failures == 0:
-                condition = "attribute_not_exists(failures) OR failures = :seen"
-        else:
-            condition = "attribute_not_exists(pk) OR #ttl <= :now"
-            values = {":now": table.to_attr(now)}
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": table.key(user_pk(username), SK),
-            "ConditionExpression": condition,
-            "ExpressionAttributeValues": values,
-        }
-        if "#ttl" in condition:
-            kwargs["ExpressionAttributeNames"] = {"#ttl": table.TTL}
-        with aws.translate_faults("dynamodb"):
-            try:
-                self._ddb.delete_item(**kwargs)
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) == "ConditionalCheckFailedException":
-                    raise InvalidGrant(BAD_CREDENTIALS) from exc
-                raise
-
-    def users(self) -> PrefetchedUsers:
-        """A user store whose ``get`` returns what ``check`` read (no second round trip)."""
-        return PrefetchedUsers(self, self._users)
-
-    def take_prefetched(self, username: str) -> tuple[bool, User | None]:
-        seen: Seen | None = getattr(self._local, "seen", None)
-        if seen is not None and seen.username == username:
-            return True, seen.user
-        return False, None
+    def succeeded(self, attempt: Attempt, now: int) -> None:
+        """Clear the username's counters and mark its source known, unless a failure was counted
+        since ``check`` read them (a concurrent guess, possibly one that started a wait): then
+        refuse this login too."""
+        if not isinstance(attempt, GuardedAttempt):
+            raise InvalidGrant(BAD_CREDENTIALS)  # not from our check (a caller bug): fail closed
+        upk = user_pk(attempt.username)
+        items: list[dict[str, Any]] = [
+            {"Delete": self._unchanged_since_check(upk, pair_sk(attempt.source), attempt, now)},
+            {"Delete": self._unchanged_since_check(upk, SK, attempt, now)},
+        ]
+        if attempt.source is not None and attempt.known_until < now + KNOWN_FOR - KNOWN_REFRESH:
+            mark = table.key(upk, known_sk(attempt.source))
+            mark[table.TTL] = table.to_attr(now + KNOWN_FOR)
+            items.append({"Put": {"TableName": self._table, "Item": mark}})
+        for _ in range(_TRANSACT_TRIES):
+            with aws.translate_faults("dynamodb"):
+                try:
+                    self._ddb.transact_write_items(TransactItems=items)
+                    return
+                except aws.service_errors() as exc:
+                    if aws.error_code(exc) != "TransactionCanceledException":
+                        raise
+                    reasons = aws.error_response(exc).get("CancellationReasons") or []
+                    codes = {str(r.get("Code", "None")) for r in reasons}
+            if "ConditionalCheckFailed" in codes:
+                raise InvalidGrant(BAD_CREDENTIALS)
+            if not codes <= {"None", "TransactionConflict"}:
+                raise BackendUnavailable("dynamodb", sorted(codes - {"None"})[0])
+        raise BackendUnavailable("dynamodb", "TransactionConflict")
 
     # -- admin -----------------------------------------------------------------------------
 
     def unlock(self, username: str) -> bool:
-        """Forget a username's failures (admin ``user unlock``). True if there were any."""
-        with aws.translate_faults("dynamodb"):
-            resp = self._ddb.delete_item(
-                TableName=self._table,
-                Key=table.key(user_pk(username), SK),
-                ReturnValues="ALL_OLD",
-            )
+        """Forget a username's failures from every source (admin ``user unlock``). True if
+        there were any. The sources where the user is known stay known."""
+        upk = user_pk(username)
+        found = False
+        start: dict[str, Any] | None = None
+        while True:
+            params: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :login)",
+                "ExpressionAttributeValues": {":pk": {"S": upk}, ":login": {"S": SK}},
+                "ProjectionExpression": "pk, sk",
+                "ConsistentRead": True,
+            }
+            if start:
+                params["ExclusiveStartKey"] = start
+            with aws.translate_faults("dynamodb"):
+                resp = self._ddb.query(**params)
+                for item in resp.get("Items", []):
+                    found = True
+                    self._ddb.delete_item(TableName=self._table, Key=item)
+            start = resp.get("LastEvaluatedKey")
+            if not start:
+                break
         from chalicelib import audit
 
         audit.event("user_unlocked", user=subject_hint(username))
-        return "Attributes" in resp
-
-    def status(self, username: str, now: int) -> dict[str, int]:
-        with aws.translate_faults("dynamodb"):
-            resp = self._ddb.get_item(
-                TableName=self._table, Key=table.key(user_pk(username), SK), ConsistentRead=True
-            )
-        counter = Counter.from_item(resp.get("Item"), now)
-        until = self._lock_until(counter)
-        return {"failures": counter.failures, "locked_until": until if until > now else 0}
+        return found
 
     # -- internals -------------------------------------------------------------------------
 
-    def _lock_until(self, counter: Counter) -> int:
-        seconds = self._policy.lock_seconds(counter.failures)
-        return counter.last_failure + seconds if seconds else 0
-
-    def _locked_user(self, counter: Counter, now: int) -> bool:
-        return self._lock_until(counter) > now
-
-    def _keys(self, username: str, client_id: str, source_ip: str | None) -> list[table.Item]:
-        keys = [
-            user_key(username),
-            table.key(user_pk(username), SK),
-            table.key(client_pk(client_id), SK),
-        ]
-        if source_ip:
-            keys.append(table.key(ip_pk(source_ip), SK))
+    def _keys(self, username: str, source: str | None) -> list[table.Item]:
+        upk = user_pk(username)
+        keys = [user_key(username), table.key(upk, SK), table.key(upk, pair_sk(source))]
+        if source is not None:
+            keys += [table.key(upk, known_sk(source)), table.key(source_pk(source), SK)]
         return keys
 
-    def _batch_get(self, keys: list[table.Item]) -> dict[str, table.Item]:
-        """Items by pk. BatchGetItem answers throttling with UnprocessedKeys, not an error:
+    def _unchanged_since_check(
+        self, pk: str, sk: str, attempt: GuardedAttempt, now: int
+    ) -> dict[str, Any]:
+        """Delete one of the username's counters if it counts the failures ``check`` saw (an
+        item past its ttl counted zero; refused attempts do not count)."""
+        seen = attempt.pair_failures if sk != SK else attempt.username_failures
+        return {
+            "TableName": self._table,
+            "Key": table.key(pk, sk),
+            "ConditionExpression": (
+                "attribute_not_exists(failures) OR failures = :seen OR #ttl <= :now"
+            ),
+            "ExpressionAttributeNames": {"#ttl": table.TTL},
+            "ExpressionAttributeValues": {
+                ":seen": table.to_attr(seen),
+                ":now": table.to_attr(now),
+            },
+        }
+
+    def _batch_get(self, keys: list[table.Item]) -> dict[tuple[str, str], table.Item]:
+        """Items by (pk, sk). BatchGetItem answers throttling with UnprocessedKeys, not an error:
         retry those a few times, then it is a fault like any other."""
-        found: dict[str, table.Item] = {}
+        found: dict[tuple[str, str], table.Item] = {}
         pending: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
         for attempt in range(_BATCH_TRIES):
             with aws.translate_faults("dynamodb"):
                 resp = self._ddb.batch_get_item(RequestItems=pending)
             for item in resp.get("Responses", {}).get(self._table, []):
-                found[item[table.PK]["S"]] = item
+                found[_ref(item)] = item
             pending = resp.get("UnprocessedKeys") or {}
             if not pending:
                 return found
@@ -272,29 +330,33 @@ class LoginGuard:
         raise BackendUnavailable("dynamodb", "UnprocessedKeys")
 
     def _record(
-        self, username: str, client_id: str, source_ip: str | None, now: int, *, failure: bool
-    ) -> int:
-        """Count a failure (or a refused attempt) on every counter; the username's count first,
-        and it must be stored (else 503). The client and address counts are best effort: the
-        answer to this attempt does not depend on them. Returns the username's failures."""
-        failures = self._bump(user_pk(username), now, now + USER_MEMORY, failure, sliding=True)
-        window_end = now + self._policy.max_seconds
-        extra = [client_pk(client_id)] + ([ip_pk(source_ip)] if source_ip else [])
-        for pk in extra:
+        self, username: str, source: str | None, now: int, *, failure: bool
+    ) -> tuple[int, int]:
+        """Count a failure (or a refused attempt) on every counter. The username's two counts
+        must be stored (else 503); the source's is best effort: the answer to this attempt does
+        not depend on it. Returns the username-wide and the per-source failures."""
+        upk = user_pk(username)
+        memory = now + USER_MEMORY
+        wide = self._bump(upk, SK, now, memory, failure, sliding=True)
+        pair = self._bump(upk, pair_sk(source), now, memory, failure, sliding=True)
+        if source is not None:
             try:
-                self._bump(pk, now, window_end, failure, sliding=False)
+                self._bump(source_pk(source), SK, now, now + self._policy.max_seconds, failure)
             except BackendUnavailable:
                 import logging
 
                 logging.getLogger("tessera.login_guard").warning(
-                    "login counter not stored", extra={"counter": pk.split("#")[1]}
+                    "login counter not stored", extra={"counter": "source"}
                 )
-        return failures
+        return wide, pair
 
-    def _bump(self, pk: str, now: int, expires: int, failure: bool, *, sliding: bool) -> int:
-        """ADD 1 to ``failures`` (or ``refused``); a counter past its ttl starts again at 1."""
+    def _bump(
+        self, pk: str, sk: str, now: int, expires: int, failure: bool, *, sliding: bool = False
+    ) -> int:
+        """ADD 1 to ``failures`` (or ``refused``); a counter past its ttl starts again at 1.
+        Only a failure slides a sliding counter's ttl: refused attempts extend nothing."""
         field = "failures" if failure else "refused"
-        sets = ["#ttl = :exp" if sliding else "#ttl = if_not_exists(#ttl, :exp)"]
+        sets = ["#ttl = :exp" if sliding and failure else "#ttl = if_not_exists(#ttl, :exp)"]
         if failure:
             sets.append("last_failure = :now")
         live = {
@@ -320,7 +382,7 @@ class LoginGuard:
                     try:
                         resp = self._ddb.update_item(
                             TableName=self._table,
-                            Key=table.key(pk, SK),
+                            Key=table.key(pk, sk),
                             ExpressionAttributeNames={"#ttl": table.TTL},
                             ExpressionAttributeValues=values,
                             ReturnValues="ALL_NEW",
@@ -334,23 +396,8 @@ class LoginGuard:
         raise BackendUnavailable("dynamodb", "login counter contention")
 
 
-class PrefetchedUsers:
-    """The user store as the token endpoint sees it, behind the guard: ``get`` right after
-    ``check`` costs no round trip; everything else goes to the real store."""
-
-    def __init__(self, guard: LoginGuard, store: UserStore) -> None:
-        self._guard = guard
-        self._store = store
-
-    def get(self, username: str) -> User | None:
-        hit, user = self._guard.take_prefetched(username)
-        return user if hit else self._store.get(username)
-
-    def set_password_hash(self, username: str, phc: str) -> bool:
-        return self._store.set_password_hash(username, phc)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+def _ref(item: table.Item) -> tuple[str, str]:
+    return item[table.PK]["S"], item[table.SK]["S"]
 
 
 def policy_from(settings: Any) -> Policy:

@@ -3,24 +3,64 @@
 No JavaScript and no external assets (a CDN would be a privacy leak and is unreachable offline).
 Every value is HTML-escaped here; callers pass plain text. Pages are sent with a strict
 Content-Security-Policy and ``X-Frame-Options: DENY`` (clickjacking on a login page).
+
+``form-action`` is ``'self'`` plus, on the sign-in and consent pages of an authorization request,
+the one place their form's answer redirects to: the redirect URI's origin, or its scheme for a
+native app's private-use scheme (RFC 8252 §7.1). Browsers apply ``form-action`` to the redirects
+after a form is sent, so without it the app would never get its code; with it, no other target.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from html import escape
+from urllib.parse import urlsplit
 
+_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; form-action {}; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' http: https:; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
+    "Content-Security-Policy": _CSP.format("'self'"),
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
     "Pragma": "no-cache",
 }
+# CSP's grammar (CSP3 §2.3.1): a scheme (RFC 3986 §3.1) and a host of letters, digits, '-', '.'.
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*")
+_HOST = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)*")
+
+
+def redirect_source(uri: str) -> str | None:
+    """The CSP source expression that lets a form's redirect reach ``uri``: ``scheme://host:port``
+    for http(s), ``scheme:`` for a private-use scheme and for hosts CSP cannot name (an IPv6
+    literal such as a ``[::1]`` loopback)."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if not _SCHEME.fullmatch(scheme):
+        return None
+    if scheme not in ("http", "https"):
+        return scheme + ":"
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if host is None or not _HOST.fullmatch(host):
+        return scheme + ":"
+    return f"{scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def security_headers(redirects_to: str | None = None) -> dict[str, str]:
+    """The page headers; ``redirects_to`` is where the page's form may end up (a redirect URI)."""
+    headers = dict(SECURITY_HEADERS)
+    source = redirect_source(redirects_to) if redirects_to else None
+    if source is not None:
+        headers["Content-Security-Policy"] = _CSP.format("'self' " + source)
+    return headers
+
 
 # Plain words for the scopes we know; unknown scopes are shown by name.
 SCOPE_WORDS = {
@@ -84,9 +124,10 @@ class Outcome:
 class Page:
     html: str
     status: int = 200
+    redirects_to: str | None = None  # where the page's form may redirect (its CSP allows it)
 
     def outcome(self) -> Outcome:
-        return Outcome(self.status, dict(SECURITY_HEADERS), self.html)
+        return Outcome(self.status, security_headers(self.redirects_to), self.html)
 
 
 def _layout(title: str, body: str, brand: str, wide: bool = False) -> str:
@@ -111,13 +152,16 @@ def login(
     action: str,
     request_blob: str,
     csrf: str,
+    redirects_to: str,
     error: str = "",
     username: str = "",
 ) -> Page:
-    """Sign-in inside an authorization request (the request travels in a signed field)."""
+    """Sign-in inside an authorization request (the request travels in a signed field); its
+    answer may redirect to the app (``redirects_to``) when the app needs no consent."""
     subtitle = f'<p class="muted">to continue to <strong>{escape(client_name)}</strong></p>'
     fields = _hidden("request", request_blob) + _hidden("step", "login")
-    return _sign_in(brand, subtitle, action, fields, csrf, error, username)
+    page = _sign_in(brand, subtitle, action, fields, csrf, error, username)
+    return Page(page.html, page.status, redirects_to)
 
 
 def account_login(
@@ -162,7 +206,9 @@ def consent(
     action: str,
     request_blob: str,
     csrf: str,
+    redirects_to: str,
 ) -> Page:
+    """Allow or deny; either answer redirects to the app (``redirects_to``)."""
     items = "".join(f"<li>{escape(SCOPE_WORDS.get(s, s))}</li>" for s in scopes) or (
         "<li>Know who you are</li>"
     )
@@ -180,7 +226,7 @@ def consent(
         "</form>"
         '<p class="muted">You can withdraw access at any time under Connected apps.</p>'
     )
-    return Page(_layout("Allow access", body, brand))
+    return Page(_layout("Allow access", body, brand), redirects_to=redirects_to)
 
 
 def error(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import re
+
+from chalicelib.untrusted import same
 
 # fullmatch, not "$": "$" also matches before a trailing newline.
 _VERIFIER = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
@@ -34,4 +35,4 @@ def s256(verifier: str) -> str:
 def verify(verifier: str, challenge: str) -> bool:
     if not valid_verifier(verifier) or not valid_challenge(challenge):
         return False
-    return hmac.compare_digest(s256(verifier), challenge)
+    return same(s256(verifier), challenge)

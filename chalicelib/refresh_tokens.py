@@ -7,8 +7,11 @@ scanners can match. The table stores ``HMAC-SHA256(pepper, token)`` only. The pe
 token picks the pepper, so a lookup is one ``GetItem`` even while an old pepper is being retired.
 
 Families: the password and authorization-code grants start a family (one grant: user + client +
-scope); every refresh rotates it, retiring the presented token and storing its successor in ONE
-conditional transaction.
+scope), only while the user may receive it (``users.receive_check``, in the same transaction);
+every refresh rotates it, retiring the presented token and storing its successor in ONE
+conditional transaction, which checks the user the same way (disabled, deleted, or a new epoch
+since the grant began: refused). A client without the ``refresh_token`` grant gets a family with
+no token, ending with its access token: the ``sid`` that makes that token revocable.
 
 Retry window: a client that lost the response of a refresh (or two tabs refreshing at once)
 re-presents the token it just rotated. Inside the window it gets the *same* successor back, and a
@@ -50,7 +53,8 @@ from chalicelib.grant_store import (
     TokenRecord,
 )
 from chalicelib.peppers import Pepper
-from chalicelib.token_endpoint import IssuedRefresh, RotatedRefresh, new_family_id
+from chalicelib.token_endpoint import GrantRefused, IssuedRefresh, RotatedRefresh, new_family_id
+from chalicelib.untrusted import same
 
 log = logging.getLogger("tessera.refresh")
 
@@ -70,7 +74,7 @@ class Peppers(Protocol):
 
 
 class Store(Protocol):
-    def create_family(self, family: Family, first: TokenRecord) -> None: ...
+    def create_family(self, family: Family, first: TokenRecord | None) -> bool: ...
 
     def get_token(self, token_hash: str) -> TokenRecord | None: ...
 
@@ -78,13 +82,13 @@ class Store(Protocol):
         self, old: TokenRecord, new: TokenRecord, *, successor_pepper: str, now: int
     ) -> RotateOutcome: ...
 
-    def retry_snapshot(
-        self, successor_hash: str, family_id: str, username: str, user_id: str
-    ) -> RetrySnapshot: ...
+    def retry_snapshot(self, successor_hash: str, rec: TokenRecord) -> RetrySnapshot: ...
 
     def get_family(self, family_id: str) -> Family | None: ...
 
-    def revoke_family(self, family_id: str, reason: str, now: int) -> bool: ...
+    def revoke_family(
+        self, family_id: str, reason: str, now: int, *, preempt: bool = False
+    ) -> bool: ...
 
 
 def _b64(data: bytes) -> str:
@@ -142,13 +146,14 @@ class RefreshTokens:
         username: str,
         scope: str,
         now: int,
+        epoch: int = 0,
         family_id: str | None = None,
+        access_only_until: int | None = None,
     ) -> IssuedRefresh:
-        """A new family and its first token. ``family_id`` may be chosen by the caller (the code
-        grant records it on the code before any token exists, so a re-used code finds it)."""
-        pepper = self._peppers.current()
-        token = f"{PREFIX}{pepper.id}_{secrets.token_urlsafe(RANDOM_BYTES)}"
-        expires = now + self._absolute_ttl
+        """A new family and its first token (none with ``access_only_until``: the family then
+        ends at that time), if the user may receive it; else ``GrantRefused``. ``family_id`` may
+        be chosen by the caller (the code grant records it on the code before any token exists,
+        so a re-used code finds it)."""
         family = Family(
             family_id=family_id or new_family_id(),
             user_id=subject,
@@ -157,10 +162,17 @@ class RefreshTokens:
             scope=scope,
             created=now,
             last_used=now,
-            expires=expires,
+            expires=now + self._absolute_ttl if access_only_until is None else access_only_until,
+            user_epoch=epoch,
         )
-        self._store.create_family(family, self._record(family, pepper, token, now))
-        log.info("refresh family started", extra={"family": family.family_id})
+        token = first = None
+        if access_only_until is None:
+            pepper = self._peppers.current()
+            token = f"{PREFIX}{pepper.id}_{secrets.token_urlsafe(RANDOM_BYTES)}"
+            first = self._record(family, pepper, token, now)
+        if not self._store.create_family(family, first):
+            raise GrantRefused()
+        log.info("grant started", extra={"family": family.family_id, "refresh": first is not None})
         return IssuedRefresh(token, family.family_id)
 
     def rotate(
@@ -211,9 +223,15 @@ class RefreshTokens:
         self.revoke_family(rec.family_id, reason, now, client_id=rec.client_id)
 
     def revoke_family(
-        self, family_id: str, reason: str, now: int, client_id: str | None = None
+        self,
+        family_id: str,
+        reason: str,
+        now: int,
+        client_id: str | None = None,
+        *,
+        preempt: bool = False,
     ) -> None:
-        if self._store.revoke_family(family_id, reason, now):
+        if self._store.revoke_family(family_id, reason, now, preempt=preempt):
             log.warning("refresh family revoked", extra={"family": family_id, "reason": reason})
             audit.event(
                 "refresh_reuse" if reason == "reuse" else "refresh_family_revoked",
@@ -237,6 +255,7 @@ class RefreshTokens:
             created=now,
             expires=family.expires,
             idle_expires=min(now + self._idle_ttl, family.expires),
+            user_epoch=family.user_epoch,
         )
 
     @staticmethod
@@ -261,6 +280,7 @@ class RefreshTokens:
             created=now,
             last_used=now,
             expires=rec.expires,
+            user_epoch=rec.user_epoch,
         )
         new = self._record(family, pepper, successor, now)
         outcome = self._store.rotate(rec, new, successor_pepper=pepper.id, now=now)
@@ -288,11 +308,9 @@ class RefreshTokens:
             if (
                 successor is not None
                 and pepper is not None
-                and hmac.compare_digest(token_hash(pepper, successor), rec.successor_hash)
+                and same(token_hash(pepper, successor), rec.successor_hash)
             ):
-                snap = self._store.retry_snapshot(
-                    rec.successor_hash, rec.family_id, rec.username, rec.user_id
-                )
+                snap = self._store.retry_snapshot(rec.successor_hash, rec)
                 if snap.family is None or snap.family.revoked or not snap.user_ok:
                     raise InvalidGrant(INVALID)
                 nxt = snap.successor

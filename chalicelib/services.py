@@ -181,7 +181,7 @@ def token_endpoint() -> Any:
             settings=settings(),
             clock=_clock,
             clients=cached_clients(),
-            users=login_guard().users(),
+            users=user_store(),
             keys=signing_keys(),
             guard=login_guard(),
             refresh=refresh_grants() if settings().pepper_secret else None,
@@ -213,7 +213,7 @@ def authorization_endpoint() -> Any:
     return AuthorizationEndpoint(
         settings=s,
         clients=cached_clients(),
-        users=login_guard().users(),
+        users=user_store(),
         guard=login_guard(),
         codes=code_store(),
         signer=session_signer(),
@@ -228,7 +228,7 @@ def account_pages() -> Any:
     s = settings()
     return AccountPages(
         clients=cached_clients(),
-        users=login_guard().users(),
+        users=user_store(),
         guard=login_guard(),
         grants=grant_store(),
         signer=session_signer(),
@@ -242,9 +242,7 @@ def login_guard() -> Any:
 
     return _once(
         "login_guard",
-        lambda: LoginGuard(
-            runtime_aws("dynamodb"), settings().table_name, policy_from(settings()), user_store()
-        ),
+        lambda: LoginGuard(runtime_aws("dynamodb"), settings().table_name, policy_from(settings())),
     )
 
 

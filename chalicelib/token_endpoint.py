@@ -5,6 +5,12 @@ Grants: ``client_credentials`` (confidential clients only, ``sub`` = client id, 
 ``authorization_code`` with PKCE (RFC 7636 §4.6; codes from ``chalicelib.authorize``) and
 ``refresh_token`` (delegated to ``chalicelib.refresh_tokens``). Every failure is an ``OAuthError``;
 a token is returned only after every write it depends on has committed.
+
+Every token issued to a user belongs to a grant (a family, carried as ``sid``), with or without a
+refresh token: it is what a re-used code, the user on the connected-apps page and an admin
+disabling or deleting the user revoke. The grant is written in one transaction with a check that
+the user may still receive it (``users.receive_check``: not disabled or deleted, same epoch as the
+sign-in or code), so that check and the issue cannot be told apart in time.
 """
 
 from __future__ import annotations
@@ -28,16 +34,23 @@ from chalicelib.errors import (
 )
 from chalicelib.forms import OAuthRequest
 from chalicelib.keys import KeySetError, SigningKeyRing
-from chalicelib.login import LoginGuard, authenticate
+from chalicelib.login import BAD_CREDENTIALS, LoginGuard, authenticate
 from chalicelib.scopes import parse_scope, resolve_scope
 from chalicelib.users import UserStore
 
 log = logging.getLogger("tessera.token")
 
+CODE_INVALID = "the authorization code is invalid or expired"
+
 
 class IssuedRefresh(NamedTuple):
-    token: str
+    token: str | None  # None: a grant without refresh token (the client lacks the grant type)
     family_id: str
+
+
+class GrantRefused(Exception):
+    """No grant was written: the user may not receive one now, or the grant id was revoked
+    before it could be written (a code re-used while its first exchange was in flight)."""
 
 
 class RotatedRefresh(NamedTuple):
@@ -63,14 +76,23 @@ class RefreshGrants(Protocol):
         username: str,
         scope: str,
         now: int,
+        epoch: int = 0,
         family_id: str | None = None,
-    ) -> IssuedRefresh: ...
+        access_only_until: int | None = None,
+    ) -> IssuedRefresh:
+        """A new grant for a user, if the user may receive it (else ``GrantRefused``). With
+        ``access_only_until`` it has no refresh token and ends then (its access token's end)."""
+        ...
 
     def rotate(
         self, *, client: Client, token: str, requested_scope: frozenset[str] | None, now: int
     ) -> RotatedRefresh: ...
 
-    def revoke_family(self, family_id: str, reason: str, now: int) -> None: ...
+    def revoke_family(
+        self, family_id: str, reason: str, now: int, *, preempt: bool = False
+    ) -> None:
+        """With ``preempt``, a grant not written yet is refused when its writer gets there."""
+        ...
 
 
 class TokenEndpoint:
@@ -156,12 +178,16 @@ class TokenEndpoint:
             source_ip=source_ip,
             now=now,
         )
-        refresh = None
-        if self._refresh is not None and client.allows("refresh_token"):
-            refresh = self._refresh.start(
-                client=client, subject=user.user_id, username=user.username, scope=scope, now=now
-            )
-        return self._respond(client, subject=user.user_id, scope=scope, now=now, refresh=refresh)
+        grant = self._grant(
+            client,
+            subject=user.user_id,
+            username=user.username,
+            epoch=user.epoch,
+            scope=scope,
+            now=now,
+            refused=BAD_CREDENTIALS,
+        )
+        return self._respond(client, subject=user.user_id, scope=scope, now=now, refresh=grant)
 
     def _authorization_code(self, client: Client, form: dict[str, str], now: int) -> dict[str, Any]:
         """RFC 6749 §4.1.3 with RFC 7636 §4.6: every mismatch is ``invalid_grant``."""
@@ -172,20 +198,19 @@ class TokenEndpoint:
         verifier = form.get("code_verifier")
         if verifier is not None and not pkce.valid_verifier(verifier):
             raise InvalidGrant("code_verifier must be 43-128 unreserved characters")
-        # The family id is fixed before the code is burnt and recorded in the same write, so a
-        # concurrent second redemption always finds what to revoke.
-        issues_refresh = self._refresh is not None and client.allows("refresh_token")
-        family_id = new_family_id() if issues_refresh else None
+        # The grant id is fixed before the code is burnt and recorded in the same write, so a
+        # second redemption always knows what to revoke, even before the grant is written.
+        family_id = new_family_id()
         try:
             grant = self._codes.redeem(code, now, family_id)
         except CodeAlreadyUsed as used:
             # §4.1.2: a code used twice may be stolen; revoke what its first use issued.
             if used.family_id and self._refresh is not None:
-                self._refresh.revoke_family(used.family_id, "code_reuse", now)
+                self._refresh.revoke_family(used.family_id, "code_reuse", now, preempt=True)
                 audit.event("code_reuse", family=used.family_id, client_id=client.client_id)
-            raise InvalidGrant("the authorization code is invalid or expired") from None
+            raise InvalidGrant(CODE_INVALID) from None
         if grant is None or grant.client_id != client.client_id:
-            raise InvalidGrant("the authorization code is invalid or expired")
+            raise InvalidGrant(CODE_INVALID)
         # The same redirect_uri as the authorization request; it may be left out only by a
         # client with a single registered URI (which the request then defaulted to).
         sent_uri = form.get("redirect_uri")
@@ -198,18 +223,18 @@ class TokenEndpoint:
                 raise InvalidGrant("PKCE verification failed")
         elif verifier is not None or client.public:
             raise InvalidGrant("PKCE verification failed")
-        refresh = None
-        if self._refresh is not None and family_id is not None:
-            refresh = self._refresh.start(
-                client=client,
-                subject=grant.user_id,
-                username=grant.username,
-                scope=grant.scope,
-                now=now,
-                family_id=family_id,
-            )
+        issued = self._grant(
+            client,
+            subject=grant.user_id,
+            username=grant.username,
+            epoch=grant.user_epoch,
+            scope=grant.scope,
+            now=now,
+            family_id=family_id,
+            refused=CODE_INVALID,
+        )
         return self._respond(
-            client, subject=grant.user_id, scope=grant.scope, now=now, refresh=refresh
+            client, subject=grant.user_id, scope=grant.scope, now=now, refresh=issued
         )
 
     def _refresh_token(self, client: Client, form: dict[str, str], now: int) -> dict[str, Any]:
@@ -229,6 +254,43 @@ class TokenEndpoint:
             now=now,
             refresh=IssuedRefresh(rotated.token, rotated.family_id),
         )
+
+    def _grant(
+        self,
+        client: Client,
+        *,
+        subject: str,
+        username: str,
+        epoch: int,
+        scope: str,
+        now: int,
+        refused: str,
+        family_id: str | None = None,
+    ) -> IssuedRefresh | None:
+        """The grant a user's tokens belong to (a refresh family if the client may refresh),
+        written only if the user may still receive it; else ``invalid_grant``."""
+        if self._refresh is None:
+            return None
+        # Without refresh token, the grant lasts as long as its one access token can be used.
+        access_only_until = (
+            None
+            if client.allows("refresh_token")
+            else now + self._s.access_token_ttl + self._s.clock_leeway
+        )
+        try:
+            return self._refresh.start(
+                client=client,
+                subject=subject,
+                username=username,
+                scope=scope,
+                now=now,
+                epoch=epoch,
+                family_id=family_id,
+                access_only_until=access_only_until,
+            )
+        except GrantRefused:
+            log.info("grant refused", extra={"client_id": client.client_id})
+            raise InvalidGrant(refused) from None
 
     # -- response ----------------------------------------------------------------------------
 
@@ -263,7 +325,7 @@ class TokenEndpoint:
             "expires_in": self._s.access_token_ttl,
             "scope": scope,
         }
-        if refresh is not None:
+        if refresh is not None and refresh.token is not None:
             body["refresh_token"] = refresh.token
         log.info(
             "token issued",

@@ -4,6 +4,13 @@ Username policy: Unicode NFKC, then case-folded; 1-128 characters after that, no
 characters, no surrounding white space. ``normalize_username`` is applied on every path that takes a
 username (token endpoint, admin command), so ``Alice`` and ``alice`` are the same account.
 The token ``sub`` is a random, stable user id, not the username.
+
+Whether a subject may be given anything now (a session's use, a code, a grant, a token) is one
+rule, ``may_receive``, also written as a DynamoDB condition (``receive_check``) for the writes that
+start or extend a grant, so a disable that lands between a read and a write still wins. The user's
+``epoch`` is part of it: sessions, codes and grants carry the epoch they were issued under, and
+disabling bumps it, so nothing issued before a disable comes back when the user is enabled again.
+A deleted user has no record; one created again under the name gets a new user id.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ class User(NamedTuple):
     password_hash: str
     disabled: bool = False
     created_at: int = 0
+    epoch: int = 0  # bumped by every disable: see the module docstring
 
 
 def user_key(username: str) -> table.Item:
@@ -49,14 +57,48 @@ _user_key = user_key
 
 
 def user_from_item(item: table.Item) -> User:
-    v = table.from_item(item)
+    return user_from_values(table.from_item(item))
+
+
+def user_from_values(v: dict[str, Any]) -> User:
     return User(
         username=v["username"],
         user_id=v["user_id"],
         password_hash=v["password_hash"],
         disabled=bool(v.get("disabled", False)),
         created_at=int(v.get("created_at", 0)),
+        epoch=int(v.get("epoch", 0)),
     )
+
+
+def may_receive(user: User | None, user_id: str, epoch: int) -> bool:
+    """Whether the subject ``user_id``, whose session, code or grant was issued under ``epoch``,
+    may be given something now: it still exists under that id, is not disabled, and nothing
+    ended what was issued to it since."""
+    if user is None:
+        return False
+    return user.user_id == user_id and not user.disabled and user.epoch == epoch
+
+
+def receive_check(table_name: str, username: str, user_id: str, epoch: int) -> dict[str, Any]:
+    """``may_receive`` as a ``TransactWriteItems`` ``ConditionCheck`` on the user's record."""
+    # Records written before epochs existed have none: that is epoch 0.
+    same_epoch = "epoch = :epoch" if epoch else "(attribute_not_exists(epoch) OR epoch = :epoch)"
+    return {
+        "ConditionCheck": {
+            "TableName": table_name,
+            "Key": user_key(username),
+            "ConditionExpression": (
+                "attribute_exists(pk) AND user_id = :uid"
+                " AND (attribute_not_exists(disabled) OR disabled = :false) AND " + same_epoch
+            ),
+            "ExpressionAttributeValues": {
+                ":uid": {"S": user_id},
+                ":false": {"BOOL": False},
+                ":epoch": {"N": str(epoch)},
+            },
+        }
+    }
 
 
 def new_user_id() -> str:
@@ -87,6 +129,7 @@ class UserStore:
             "password_hash": user.password_hash,
             "disabled": user.disabled,
             "created_at": user.created_at,
+            "epoch": user.epoch,
         }
         with aws.translate_faults("dynamodb"):
             try:
@@ -116,8 +159,18 @@ class UserStore:
                 raise
         return True
 
+    def may_receive_now(self, username: str, user_id: str, epoch: int) -> bool:
+        """``may_receive`` on a fresh (strongly consistent) read of the user."""
+        return may_receive(self.get(username), user_id, epoch)
+
     def set_disabled(self, username: str, disabled: bool) -> bool:
-        return self._update_existing(username, "SET disabled = :d", {":d": disabled})
+        """Disabling also moves the user to a new epoch: every session, code and grant issued
+        before stays ended, even once the user is enabled again."""
+        if disabled:
+            return self._update_existing(
+                username, "SET disabled = :d ADD epoch :one", {":d": True, ":one": 1}
+            )
+        return self._update_existing(username, "SET disabled = :d", {":d": False})
 
     def set_password_hash(self, username: str, phc: str) -> bool:
         return self._update_existing(username, "SET password_hash = :h", {":h": phc})

@@ -2,9 +2,12 @@
 
 moto's CloudFormation ignores Secrets Manager resources and TTL, so instead of ``CreateStack`` this
 reads the template and creates each stateful resource with the service's own API, exactly as
-declared. Resource types that only matter in AWS (IAM, rotation schedules, gateway responses) are
-listed in ``AWS_ONLY`` and skipped; any other unknown type is an error, so the template cannot grow
-a resource that the local stack silently lacks.
+declared. Resource types that only matter in AWS (IAM, rotation schedules, gateway responses, the
+custom domain, WAF, alarms and dashboard) are listed in ``AWS_ONLY`` and skipped; any other unknown
+type is an error, so the template cannot grow a resource that the local stack silently lacks.
+Conditions are evaluated with the parameters' defaults (``Stage`` set): a resource whose condition
+is false is not created, as in AWS. ``simplify`` also serves ``make package``, which knows only
+the wiring parameters.
 """
 
 from __future__ import annotations
@@ -26,6 +29,14 @@ AWS_ONLY = {
     "AWS::IAM::Policy",
     "AWS::IAM::ManagedPolicy",
     "AWS::Logs::LogGroup",
+    "AWS::ApiGateway::DomainName",
+    "AWS::ApiGateway::BasePathMapping",
+    "AWS::Route53::RecordSet",
+    "AWS::WAFv2::WebACLAssociation",
+    "AWS::SNS::Topic",
+    "AWS::SNS::Subscription",
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
 }
 
 
@@ -41,8 +52,8 @@ def _tag(name: str) -> Any:
             value = loader.construct_sequence(node, deep=True)
         else:
             value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-        if name == "Ref":
-            return {"Ref": value}
+        if name in ("Ref", "Condition"):
+            return {name: value}
         if name == "GetAtt" and isinstance(value, str):
             value = value.split(".", 1)
         return {f"Fn::{name}": value}
@@ -50,7 +61,8 @@ def _tag(name: str) -> Any:
     return construct
 
 
-for _name in ("Ref", "Sub", "GetAtt", "Join", "If", "Equals", "Not", "Select", "Split", "Base64"):
+_TAGS = ("Ref", "Sub", "GetAtt", "Join", "If", "Equals", "Not", "And", "Or", "Condition")
+for _name in (*_TAGS, "Select", "Split", "Base64"):
     _CfnLoader.add_constructor(f"!{_name}", _tag(_name))
 
 
@@ -59,6 +71,64 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
         doc = yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
     assert isinstance(doc, dict)
     return doc
+
+
+def simplify(expr: Any, params: dict[str, str], conditions: dict[str, Any]) -> Any:
+    """A condition evaluated as far as ``params`` allow: True, False, or what is left of it.
+
+    Fn::Equals of two known values is decided; Fn::Not, Fn::And and Fn::Or fold decided parts; a
+    ``{"Condition": name}`` is replaced by its (simplified) expression. Unknown parameters stay.
+    """
+    if isinstance(expr, bool):
+        return expr
+    ((fn, args),) = expr.items()
+    if fn == "Condition":
+        return simplify(conditions[args], params, conditions)
+    if fn == "Fn::Equals":
+        left, right = (_known(a, params) for a in args)
+        return expr if left is None or right is None else left == right
+    if fn == "Fn::Not":
+        inner = simplify(args[0], params, conditions)
+        return (not inner) if isinstance(inner, bool) else {"Fn::Not": [inner]}
+    if fn in ("Fn::And", "Fn::Or"):
+        decisive = fn == "Fn::Or"  # Or: one true part decides; And: one false part
+        parts = [simplify(a, params, conditions) for a in args]
+        if any(p is decisive for p in parts):
+            return decisive
+        rest = [p for p in parts if not isinstance(p, bool)]
+        if not rest:
+            return not decisive
+        return rest[0] if len(rest) == 1 else {fn: rest}
+    raise ValueError(f"unsupported condition function {fn}")
+
+
+def _known(value: Any, params: dict[str, str]) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return params.get(value["Ref"])
+    return None
+
+
+def condition_values(doc: dict[str, Any], params: dict[str, str]) -> dict[str, bool]:
+    """Every condition of the template, decided with ``params`` (all parameters known)."""
+    conditions = doc.get("Conditions", {})
+    found = {name: simplify(expr, params, conditions) for name, expr in conditions.items()}
+    undecided = sorted(name for name, value in found.items() if not isinstance(value, bool))
+    if undecided:
+        raise ValueError(f"conditions depend on unknown parameters: {undecided}")
+    return found
+
+
+def parameter_values(doc: dict[str, Any], given: dict[str, str]) -> dict[str, str]:
+    """The parameters' defaults, overridden by ``given``."""
+    values = {
+        name: str(spec["Default"])
+        for name, spec in doc.get("Parameters", {}).items()
+        if "Default" in spec
+    }
+    values.update(given)
+    return values
 
 
 class _Resolver:
@@ -90,10 +160,14 @@ def provision(session: Any, stage: str, template: dict[str, Any] | None = None) 
     """Create every stateful resource of the template for ``stage``; return logical id -> name."""
     doc = template or load_template()
     region = session.region_name or "us-east-1"
-    resolve = _Resolver({"Stage": stage}, region, "123456789012")
+    params = parameter_values(doc, {"Stage": stage})
+    conditions = condition_values(doc, params)
+    resolve = _Resolver(params, region, "123456789012")
     created: dict[str, str] = {}
     for logical_id, resource in doc["Resources"].items():
         rtype = resource["Type"]
+        if "Condition" in resource and not conditions[resource["Condition"]]:
+            continue
         props = resolve(resource.get("Properties", {}))
         if rtype in AWS_ONLY or rtype.startswith("AWS::Serverless::"):
             continue

@@ -1,7 +1,7 @@
 """Tessera's own static rules (security.md), checked on the syntax tree: ``make lint`` runs this.
 
 1. ``jwt.decode(...)`` always names its algorithms: ``algorithms=[...]`` (a list or tuple literal).
-2. Secrets are compared with ``hmac.compare_digest``, never ``==`` / ``!=``: a comparison of two
+2. Secrets are compared in constant time, never ``==`` / ``!=``: a comparison of two
    non-literal operands one of which is named like a secret, password, hash, digest, MAC or
    signature is an error (runtime code: app.py, chalicelib/).
 3. No HS256/HS384/HS512 and no ``"none"`` algorithm in the token validation path
@@ -9,6 +9,9 @@
 4. No ``app.debug`` switched on anywhere (tracebacks in 500 bodies).
 5. No ``print`` or log call whose arguments mention a variable named token, secret or password
    (runtime code). Log the ``jti``, family id or a hash prefix instead.
+6. ``compare_digest`` is called only in chalicelib/untrusted.py (runtime code): everything else
+   uses ``untrusted.same``, which compares bytes (``compare_digest`` raises on non-ASCII ``str``,
+   so a hostile token became a 500).
 
 Usage: ``python scripts/check_rules.py [paths...]`` (default: the repository). Exit status 1 and one
 ``path:line: rule: message`` line per finding.
@@ -39,6 +42,7 @@ LOGGED_NAME = re.compile(r"(^|_)(tokens?|secrets?|passw(or)?ds?)($|_)", re.I)
 LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critical", "log"}
 LOGGER_NAMES = re.compile(r"^(log|logger|logging|_log|LOG|LOGGER)$")
 HMAC_ALGS = {"HS256", "HS384", "HS512"}
+SAFE_COMPARE = "chalicelib/untrusted.py"
 
 
 def is_runtime(rel: str) -> bool:
@@ -79,6 +83,12 @@ class Checker(ast.NodeVisitor):
                 algs = next((k.value for k in node.keywords if k.arg == "algorithms"), None)
                 if not isinstance(algs, ast.List | ast.Tuple) or not algs.elts:
                     self.report(node, "jwt-algorithms", "jwt.decode without algorithms=[...]")
+        if (
+            is_runtime(self.rel)
+            and self.rel != SAFE_COMPARE
+            and _identifier(func) == "compare_digest"
+        ):
+            self.report(node, "safe-compare", "compare_digest outside untrusted.same")
         if is_runtime(self.rel) and self._is_print_or_log(func):
             args: list[ast.expr] = [*node.args, *(k.value for k in node.keywords)]
             for arg in args:
@@ -104,7 +114,9 @@ class Checker(ast.NodeVisitor):
                     name = _identifier(operand)
                     if name and name not in SECRET_IDS and SECRETISH.search(name):
                         self.report(
-                            node, "compare-digest", f"{name!r} compared with ==/!= (use hmac)"
+                            node,
+                            "compare-digest",
+                            f"{name!r} compared with ==/!= (use untrusted.same)",
                         )
                         break
         self.generic_visit(node)

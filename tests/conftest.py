@@ -41,11 +41,16 @@ TEST_ENV = {
     "TESSERA_ISSUER": ISSUER,
     "TESSERA_AUDIENCE": AUDIENCE,
     "TESSERA_TABLE": f"tessera-{STAGE}",
+    "TESSERA_DEMO": "true",
     "TESSERA_DEMO_TABLE": f"tessera-demo-{STAGE}",
     "TESSERA_SIGNING_KEYS_SECRET": f"tessera/{STAGE}/signing-keys",
     "TESSERA_PUBLIC_KEYS_SECRET": f"tessera/{STAGE}/public-keys",
     "TESSERA_PEPPER_SECRET": f"tessera/{STAGE}/pepper",
 }
+
+# app.py declares the demo routes only when TESSERA_DEMO is on at its import (chalicelib.config's
+# demo_enabled): on for the whole test process, as in the local and dev stages.
+os.environ.setdefault("TESSERA_DEMO", "true")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -16,6 +16,9 @@ REDIRECT = "https://app.example/cb"
 VERIFIER = "v" * 20 + "-._~" + "x" * 30
 CHALLENGE = pkce.s256(VERIFIER)
 PASSWORD = "correct horse battery"
+# The page cookies' names on an https stage (the tests' settings): __Host- prefixed.
+SESSION = "__Host-tessera_session"
+CSRF = "__Host-tessera_csrf"
 
 
 class Browser:
@@ -278,7 +281,7 @@ def test_login_post_without_csrf_token_is_refused(app_client, spa, alice):
         },
     )
     assert resp.status_code == 403
-    assert "tessera_session" not in b.cookies
+    assert SESSION not in b.cookies
 
 
 def test_login_post_from_another_browser_is_refused(app_client, spa, alice):
@@ -331,7 +334,7 @@ def test_session_cookie_is_httponly_samesite_lax_and_secure(app_client, spa, ali
     )
     raw = resp.headers.get("Set-Cookie")
     cookies = raw if isinstance(raw, list) else [raw]
-    session = next(c for c in cookies if c.startswith("tessera_session="))
+    session = next(c for c in cookies if c.startswith(SESSION + "="))
     assert "HttpOnly" in session
     assert "SameSite=Lax" in session
     assert "Secure" in session
@@ -727,7 +730,7 @@ def test_hosted_sign_in_locks_like_the_password_grant(app_client, spa, alice, cl
     resp = sign_in(locked, authorize_path(spa["client_id"]))
     assert resp.status_code == 401
     assert "Invalid username or password." in html(resp)
-    assert "tessera_session" not in locked.cookies
+    assert SESSION not in locked.cookies
     clock.advance(settings().lockout_base_seconds + 1)
     assert 'value="consent"' in html(sign_in(Browser(app_client), authorize_path(spa["client_id"])))
 
@@ -744,14 +747,14 @@ def test_hosted_sign_in_failures_lock_the_account_page_too(app_client, spa, alic
         {"csrf": hidden(html(page), "csrf"), "username": "alice", "password": PASSWORD},
     )
     assert resp.status_code == 401
-    assert "tessera_session" not in b.cookies
+    assert SESSION not in b.cookies
 
 
 def test_consent_post_without_a_session_issues_no_code(app_client, spa, alice):
     signed_in = Browser(app_client)
     consent_page = sign_in(signed_in, authorize_path(spa["client_id"]))
     stranger = Browser(app_client)
-    stranger.cookies["tessera_csrf"] = signed_in.cookies["tessera_csrf"]  # even with the nonce
+    stranger.cookies[CSRF] = signed_in.cookies[CSRF]  # even with the nonce
     resp = consent(stranger, consent_page)
     assert resp.status_code != 303
     assert 'value="login"' in html(resp)
@@ -786,7 +789,7 @@ def test_sign_in_form_expires(app_client, spa, alice, clock):
         },
     )
     assert resp.status_code == 400
-    assert "tessera_session" not in b.cookies
+    assert SESSION not in b.cookies
 
 
 def test_failed_sign_in_keeps_the_username_escaped(app_client, spa):
@@ -806,7 +809,7 @@ def test_account_login_without_csrf_is_refused(app_client, alice):
     b.get("/account/apps")
     resp = b.post("/account/login", {"csrf": "forged", "username": "alice", "password": PASSWORD})
     assert resp.status_code == 403
-    assert "tessera_session" not in b.cookies
+    assert SESSION not in b.cookies
 
 
 def test_logout_without_csrf_keeps_the_session(app_client, alice):
@@ -814,7 +817,7 @@ def test_logout_without_csrf_keeps_the_session(app_client, alice):
     account_sign_in(b)
     resp = b.post("/account/logout", {"csrf": "forged"})
     assert resp.status_code == 403
-    assert "tessera_session" in b.cookies
+    assert SESSION in b.cookies
     assert "Connected apps" in html(b.get("/account/apps"))
 
 
@@ -884,3 +887,366 @@ def test_no_cors_for_a_client_without_redirect_uris(app_client, make_client):
     )
     assert resp.status_code == 200
     assert "Access-Control-Allow-Origin" not in resp.headers
+
+
+# --- bad input on the page forms is a 4xx, never a 500 -------------------------------------
+
+NON_ASCII = "é" * 43  # hmac.compare_digest raises TypeError on a non-ASCII str
+
+
+def _post_with_csrf(app_client, client_id: str, form: str, csrf: str):
+    """Post one of the page forms, signed in where the form needs it, with ``csrf``."""
+    b = Browser(app_client)
+    if form == "authorize-login":
+        page = b.get(authorize_path(client_id))
+        fields = {"request": hidden(html(page), "request"), "step": "login"}
+        fields |= {"username": "alice", "password": PASSWORD}
+        return b, b.post("/oauth2/authorize", {**fields, "csrf": csrf})
+    if form == "authorize-consent":
+        page = sign_in(b, authorize_path(client_id))
+        fields = {"request": hidden(html(page), "request"), "step": "consent"}
+        return b, b.post("/oauth2/authorize", {**fields, "decision": "allow", "csrf": csrf})
+    if form == "account-login":
+        b.get("/account/apps")
+        fields = {"username": "alice", "password": PASSWORD, "csrf": csrf}
+        return b, b.post("/account/login", fields)
+    account_sign_in(b)
+    if form == "account-logout":
+        return b, b.post("/account/logout", {"csrf": csrf})
+    return b, b.post("/account/apps/revoke", {"csrf": csrf, "grant": "x"})
+
+
+PAGE_FORMS = [
+    "authorize-login",
+    "authorize-consent",
+    "account-login",
+    "account-logout",
+    "account-revoke",
+]
+
+
+@pytest.mark.parametrize("form", PAGE_FORMS)
+@pytest.mark.parametrize("csrf", [NON_ASCII, "\u2028", "😀" * 11, "\x00"])
+def test_non_ascii_csrf_token_is_4xx(app_client, spa, alice, form, csrf):
+    b, resp = _post_with_csrf(app_client, spa["client_id"], form, csrf)
+    assert resp.status_code == 403, html(resp)
+    assert "Location" not in resp.headers
+    signed_in = form in ("authorize-consent", "account-logout", "account-revoke")
+    assert (SESSION in b.cookies) == signed_in
+
+
+def test_non_ascii_request_signature_is_4xx(app_client, spa, alice):
+    b = Browser(app_client)
+    page = b.get(authorize_path(spa["client_id"]))
+    encoded, kid, _mac = hidden(html(page), "request").split(".")
+    for blob in (f"{encoded}.{kid}.{NON_ASCII}", f"{encoded}.{NON_ASCII}.x", f"{NON_ASCII}.a.b"):
+        resp = b.post(
+            "/oauth2/authorize",
+            {"request": blob, "csrf": hidden(html(page), "csrf"), "step": "login"},
+        )
+        assert resp.status_code == 400, html(resp)
+        assert "Location" not in resp.headers
+
+
+# --- CSRF is bound to the session; the nonce is replaced at sign-in --------------------------
+
+
+def test_csrf_token_from_another_session_is_refused(app_client, spa, alice, make_user):
+    """A consent token works only in the session its page was made for, even when the other
+    browser carries the same CSRF nonce (planted, or read before sign-in)."""
+    victim = Browser(app_client)
+    victims_page = sign_in(victim, authorize_path(spa["client_id"]))
+    make_user("mallory", PASSWORD)
+    attacker = Browser(app_client)
+    attackers_page = sign_in(attacker, authorize_path(spa["client_id"]), username="mallory")
+    victim.cookies[CSRF] = attacker.cookies[CSRF]  # the attacker's nonce, planted
+    forged = {
+        "request": hidden(html(victims_page), "request"),
+        "csrf": hidden(html(attackers_page), "csrf"),
+        "step": "consent",
+        "decision": "allow",
+    }
+    resp = victim.post("/oauth2/authorize", forged)
+    assert resp.status_code == 403
+    assert "Location" not in resp.headers
+
+
+def test_csrf_token_from_another_session_is_refused_on_the_account_pages(
+    app_client, spa, alice, make_user
+):
+    tokens = body(exchange(app_client, spa, get_code(app_client, spa)["code"]))
+    victim = Browser(app_client)
+    grant = hidden(html(account_sign_in(victim)), "grant")
+    make_user("mallory", PASSWORD)
+    attacker = Browser(app_client)
+    page = attacker.get("/account/apps")
+    attacker.post(
+        "/account/login",
+        {"csrf": hidden(html(page), "csrf"), "username": "mallory", "password": PASSWORD},
+    )
+    attackers_csrf = hidden(html(attacker.get("/account/apps")), "csrf")
+    victim.cookies[CSRF] = attacker.cookies[CSRF]
+    for path, fields in (
+        ("/account/apps/revoke", {"csrf": attackers_csrf, "grant": grant}),
+        ("/account/logout", {"csrf": attackers_csrf}),
+    ):
+        assert victim.post(path, fields).status_code == 403, path
+    assert SESSION in victim.cookies
+    refreshed = form_post(
+        app_client,
+        "/oauth2/token",
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": spa["client_id"],
+        },
+    )
+    assert refreshed.status_code == 200
+
+
+def test_csrf_nonce_replaced_at_sign_in(app_client, spa, alice):
+    """Signing in sets a new nonce: one an attacker planted or read before is worthless after."""
+    b = Browser(app_client)
+    login_page = b.get(authorize_path(spa["client_id"]))
+    before = b.cookies[CSRF]
+    consent_page = b.post(
+        "/oauth2/authorize",
+        {
+            "request": hidden(html(login_page), "request"),
+            "csrf": hidden(html(login_page), "csrf"),
+            "step": "login",
+            "username": "alice",
+            "password": PASSWORD,
+        },
+    )
+    assert consent_page.status_code == 200
+    assert b.cookies[CSRF] != before
+    stale = b.cookies[CSRF]
+    b.cookies[CSRF] = before  # the old nonce with the new page's token
+    assert consent(b, consent_page).status_code == 403
+    b.cookies[CSRF] = stale
+    assert "code" in location(consent(b, consent_page))
+
+
+def test_csrf_nonce_replaced_at_account_sign_in(app_client, alice):
+    b = Browser(app_client)
+    page = b.get("/account/apps")
+    before = b.cookies[CSRF]
+    resp = b.post(
+        "/account/login",
+        {"csrf": hidden(html(page), "csrf"), "username": "alice", "password": PASSWORD},
+    )
+    assert resp.status_code == 303
+    assert b.cookies[CSRF] != before
+    assert "Connected apps" in html(b.get("/account/apps"))
+
+
+# --- page cookies: __Host- prefix where the stage is https -----------------------------------
+
+
+def _set_cookies(resp) -> list[str]:
+    raw = resp.headers.get("Set-Cookie")
+    return raw if isinstance(raw, list) else ([raw] if raw else [])
+
+
+def test_cookies_use_host_prefix_on_https(app_client, spa, alice):
+    """``__Host-`` cookies (RFC 6265bis §4.1.3.2) can be set only by this host, Secure, Path=/,
+    without Domain: a sibling subdomain cannot plant a session or a CSRF nonce."""
+    b = Browser(app_client)
+    page = b.get(authorize_path(spa["client_id"]))
+    sent = _set_cookies(page)
+    signed_in = b.post(
+        "/oauth2/authorize",
+        {
+            "request": hidden(html(page), "request"),
+            "csrf": hidden(html(page), "csrf"),
+            "step": "login",
+            "username": "alice",
+            "password": PASSWORD,
+        },
+    )
+    sent += _set_cookies(signed_in)
+    sent += _set_cookies(b.post("/account/logout", {"csrf": hidden(html(signed_in), "csrf")}))
+    names = {c.split("=", 1)[0] for c in sent}
+    assert names == {SESSION, CSRF}
+    for c in sent:
+        attrs = c.split("; ")
+        assert {"Secure", "Path=/", "HttpOnly", "SameSite=Lax"} <= set(attrs), c
+        assert not any(a.lower().startswith("domain=") for a in attrs), c
+
+
+def test_unprefixed_cookies_are_ignored_on_https(app_client, spa, alice):
+    """A session or nonce under the plain name (which a sibling subdomain could set) counts for
+    nothing where the stage is https."""
+    signed_in = Browser(app_client)
+    sign_in(signed_in, authorize_path(spa["client_id"]))
+    tossed = Browser(app_client)
+    tossed.cookies["tessera_session"] = signed_in.cookies[SESSION]
+    tossed.cookies["tessera_csrf"] = signed_in.cookies[CSRF]
+    page = tossed.get(authorize_path(spa["client_id"]))
+    assert 'value="login"' in html(page)
+    assert CSRF in tossed.cookies  # a nonce of its own, under the prefixed name
+
+
+def test_plain_http_stage_keeps_unprefixed_cookie_names(app_client, spa, alice, monkeypatch):
+    """The local stack (plain http, TESSERA_COOKIE_SECURE=false): browsers refuse __Host- cookies
+    without Secure, and Secure cookies over http, so names and flags stay plain."""
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("TESSERA_COOKIE_SECURE", "false")
+    settings.cache_clear()
+    assert settings().cookie_secure is False  # read now, not inside a call (see app_client)
+    b = Browser(app_client)
+    consent_page = sign_in(b, authorize_path(spa["client_id"]))
+    assert set(b.cookies) == {"tessera_session", "tessera_csrf"}
+    assert "code" in location(consent(b, consent_page))
+    for c in _set_cookies(consent_page):
+        assert "Secure" not in c.split("; ")
+
+
+# --- native apps get their code: the page's CSP allows its redirect; URLs built by urllib --------
+
+PRIVATE_USE = "com.example.photos:/callback"
+
+
+def form_action_allows(csp: str, target: str, self_origin: str = ISSUER) -> bool:
+    """Whether a redirect to ``target`` after a form is sent passes the page's ``form-action``
+    (CSP3 §6.7.2.1: scheme-source and host-source matching; paths are ignored after a redirect)."""
+    directives = {d.split()[0]: d.split()[1:] for d in csp.split(";") if d.strip()}
+    want = urlsplit(target)
+    port = want.port or {"http": 80, "https": 443}.get(want.scheme)
+    for source in directives.get("form-action", []):
+        if source == "'self'":
+            source = self_origin
+        if source.endswith(":") and "/" not in source:
+            schemes = {"http", "https"} if source == "http:" else {source[:-1]}
+            if want.scheme in schemes:
+                return True
+            continue
+        have = urlsplit(source)
+        have_port = have.port or {"http": 80, "https": 443}.get(have.scheme)
+        scheme_ok = want.scheme == have.scheme or (have.scheme, want.scheme) == ("http", "https")
+        if scheme_ok and want.hostname == have.hostname and port == have_port:
+            return True
+    return False
+
+
+def test_form_action_matcher_matches_like_a_browser():
+    csp = "default-src 'none'; form-action 'self' com.example.app: https://app.example:8443"
+    assert form_action_allows(csp, ISSUER + "/oauth2/authorize")
+    assert form_action_allows(csp, "com.example.app:/cb?code=1")
+    assert form_action_allows(csp, "https://app.example:8443/cb")
+    assert not form_action_allows(csp, "https://app.example/cb")
+    assert not form_action_allows(csp, "com.example.evil:/cb")
+    assert form_action_allows("form-action 'self' http: https:", "https://evil.example/cb")
+    assert not form_action_allows("form-action 'self' http: https:", PRIVATE_USE)
+
+
+def _redirect_after_consent(app_client, client, redirect_uri, decision="allow"):
+    b = Browser(app_client)
+    login_page = b.get(authorize_path(client["client_id"], redirect_uri=redirect_uri))
+    consent_page = sign_in(b, authorize_path(client["client_id"], redirect_uri=redirect_uri))
+    assert consent_page.status_code == 200, html(consent_page)
+    return login_page, consent_page, consent(b, consent_page, decision)
+
+
+def test_csp_allows_redirect_to_private_use_scheme(app_client, make_client, alice):
+    """RFC 8252 §7.1: the consent form's answer redirects to the app's private-use scheme, and
+    browsers apply form-action to that redirect: the page's CSP must allow it, and only it."""
+    native = make_client(
+        name="Photos",
+        grant_types=["authorization_code"],
+        public=True,
+        redirect_uris=[PRIVATE_USE],
+    )
+    login_page, consent_page, done = _redirect_after_consent(app_client, native, PRIVATE_USE)
+    target = done.headers["Location"]
+    assert target.startswith(PRIVATE_USE + "?code=")
+    for page in (login_page, consent_page):
+        csp = page.headers["Content-Security-Policy"]
+        assert form_action_allows(csp, target), csp
+        assert form_action_allows(csp, ISSUER + "/oauth2/authorize")
+        assert not form_action_allows(csp, "https://evil.example/cb")
+        assert not form_action_allows(csp, "com.example.evil:/cb")
+        assert "frame-ancestors 'none'" in csp
+        assert "default-src 'none'" in csp
+    code = parse_qs(urlsplit(target).query)["code"][0]
+    assert exchange(app_client, native, code, redirect_uri=PRIVATE_USE).status_code == 200
+
+
+def test_csp_allows_the_denial_redirect_to_a_private_use_scheme(app_client, make_client, alice):
+    native = make_client(
+        grant_types=["authorization_code"], public=True, redirect_uris=[PRIVATE_USE]
+    )
+    _, consent_page, done = _redirect_after_consent(app_client, native, PRIVATE_USE, "deny")
+    target = done.headers["Location"]
+    assert parse_qs(urlsplit(target).query)["error"] == ["access_denied"]
+    assert form_action_allows(consent_page.headers["Content-Security-Policy"], target)
+
+
+def test_csp_allows_redirect_to_the_loopback_port_of_the_request(app_client, native, alice):
+    uri = "http://127.0.0.1:51004/callback"
+    b = Browser(app_client)
+    page = b.get(authorize_path(native["client_id"], redirect_uri=uri))
+    csp = page.headers["Content-Security-Policy"]
+    done = sign_in(b, authorize_path(native["client_id"], redirect_uri=uri))
+    assert form_action_allows(csp, done.headers["Location"])
+    assert not form_action_allows(csp, "http://127.0.0.1:51005/callback")
+    assert not form_action_allows(csp, "https://evil.example/callback")
+
+
+def test_csp_of_a_web_app_names_only_its_origin(app_client, spa, alice):
+    _, consent_page, done = _redirect_after_consent(app_client, spa, REDIRECT)
+    csp = consent_page.headers["Content-Security-Policy"]
+    assert form_action_allows(csp, done.headers["Location"])
+    assert not form_action_allows(csp, "https://evil.example/cb")
+    assert not form_action_allows(csp, "http://app.example/cb")
+
+
+def test_account_pages_allow_forms_to_this_server_only(app_client, alice):
+    b = Browser(app_client)
+    for page in (b.get("/account/apps"), account_sign_in(b)):
+        csp = page.headers["Content-Security-Policy"]
+        assert form_action_allows(csp, ISSUER + "/account/login")
+        assert not form_action_allows(csp, "https://app.example/cb")
+        assert not form_action_allows(csp, PRIVATE_USE)
+
+
+def test_redirect_uri_with_empty_query(app_client, make_client, alice):
+    """``…/cb?`` registered: the code is added as ``…/cb?code=…``, never ``??code=``."""
+    registered = "https://app.example/cb?"
+    client = make_client(
+        grant_types=["authorization_code"], public=True, redirect_uris=[registered]
+    )
+    _, _, done = _redirect_after_consent(app_client, client, registered)
+    target = done.headers["Location"]
+    assert target.startswith("https://app.example/cb?code=")
+    assert "??" not in target
+    query = parse_qs(urlsplit(target).query)
+    assert query["state"] == ["st-123"]
+    assert (
+        exchange(app_client, client, query["code"][0], redirect_uri=registered).status_code == 200
+    )
+    _, _, denied = _redirect_after_consent(app_client, client, registered, "deny")
+    assert denied.headers["Location"].startswith("https://app.example/cb?error=access_denied&")
+    error = Browser(app_client).get(
+        authorize_path(client["client_id"], redirect_uri=registered, scope="admin")
+    )
+    assert error.headers["Location"].startswith("https://app.example/cb?error=invalid_scope&")
+
+
+@pytest.mark.parametrize(
+    ("uri", "written"),
+    [
+        ("com.example.app:///cb", "com.example.app:/cb"),
+        ("HTTPS://app.example/cb", "https://app.example/cb"),
+    ],
+)
+def test_redirect_uri_that_urllib_would_rewrite_is_refused_at_registration(uri, written):
+    """The code is added with urllib.parse, which writes some URIs differently: such a URI is
+    refused with the form to register instead, so the app always gets its own URI back."""
+    from chalicelib.admin import AdminError, check_redirect_uri
+
+    with pytest.raises(AdminError, match=re.escape(repr(written))):
+        check_redirect_uri(uri)
+    check_redirect_uri(written)

@@ -60,7 +60,7 @@ def test_secret_compared_with_equals_is_found(source):
 @pytest.mark.parametrize(
     "source",
     [
-        "ok = hmac.compare_digest(secret, given)",
+        "ok = same(secret, given)",
         'ok = grant_type == "password"',
         "ok = secret is None",
         "ok = settings.pepper_secret == other.pepper_secret",
@@ -68,6 +68,21 @@ def test_secret_compared_with_equals_is_found(source):
 )
 def test_constant_time_and_non_secret_comparisons_pass(source):
     assert rules_found("chalicelib/x.py", source) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "ok = hmac.compare_digest(secret, given)",
+        "ok = secrets.compare_digest(a, b)",
+        "ok = compare_digest(mac, expected)",
+    ],
+)
+def test_compare_digest_outside_the_safe_compare_helper_is_found(source):
+    """compare_digest raises on a non-ASCII str (a hostile CSRF token became a 500): runtime code
+    compares through chalicelib.untrusted.same, which compares bytes."""
+    assert rules_found("chalicelib/x.py", source) == ["safe-compare"]
+    assert rules_found("chalicelib/untrusted.py", source) == []
 
 
 @pytest.mark.parametrize("alg", ["HS256", "hs384", "HS512", "none", "None"])

@@ -362,6 +362,46 @@ def test_demo_api_answers_a_body_that_is_not_a_json_object_with_invalid_request(
 
 
 @pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b"[" * 100_000 + b"]" * 100_000, id="deep-array"),
+        pytest.param(b'{"a":' * 100_000 + b"1" + b"}" * 100_000, id="deep-object"),
+    ],
+)
+def test_deeply_nested_json_is_4xx(http, access_token, payload):
+    """The JSON decoder recurses per level: nesting beyond the limit is invalid_request (400),
+    not a RecursionError (500)."""
+    headers = {"Authorization": "Bearer " + access_token, "Content-Type": "application/json"}
+    r = http.post("/articles", headers=headers, body=payload)
+    assert r.status_code == 400, text_of(r)
+    assert body(r)["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        pytest.param(b'{"title": "\\ud800", "body": "b"}', id="lone-surrogate"),
+        pytest.param(b'{"title": "a", "title": "b", "body": "c"}', id="repeated-member"),
+        pytest.param(b'{"title": "t", "body": "b", "n": NaN}', id="nan"),
+        pytest.param(b'{"title": "t", "body": "' + b"b" * 70_000 + b'"}', id="too-large"),
+    ],
+)
+def test_json_the_demo_api_cannot_store_or_read_one_way_is_4xx(http, access_token, payload):
+    headers = {"Authorization": "Bearer " + access_token, "Content-Type": "application/json"}
+    r = http.post("/articles", headers=headers, body=payload)
+    assert r.status_code == 400, text_of(r)
+    assert body(r)["error"] == "invalid_request"
+
+
+def test_article_with_escaped_and_non_ascii_text_is_stored(http, access_token):
+    headers = {"Authorization": "Bearer " + access_token, "Content-Type": "application/json"}
+    payload = '{"title": "caf\\u00e9 😀 \\ud83d\\ude00 [{", "body": "' + "é" * 10_000 + '"}'
+    r = http.post("/articles", headers=headers, body=payload.encode())
+    assert r.status_code == 201, text_of(r)
+    assert body(r)["title"] == "café 😀 😀 [{"
+
+
+@pytest.mark.parametrize(
     "path",
     [
         "/.well-known/oauth-authorization-server",
@@ -405,7 +445,8 @@ def test_exception_escaping_a_route_gets_a_500_without_traceback(app_client, mon
     assert "tessera-marker" not in text_of(r)
 
 
-_COOKIES = {"Cookie": "tessera_session=a.b.c; tessera_csrf=%ff%00"}
+_COOKIES = {"Cookie": "__Host-tessera_session=a.b.c; __Host-tessera_csrf=%ff%00"}
+_NON_ASCII_COOKIES = {"Cookie": "__Host-tessera_session=é.é.é; __Host-tessera_csrf=é\u2028"}
 _MALFORMED = [
     ("GET", "/oauth2/authorize?client_id=%ff%fe&response_type=%00", {}, b""),
     ("GET", "/oauth2/authorize?response_type=code&response_type=token", {}, b""),
@@ -415,7 +456,11 @@ _MALFORMED = [
     ("POST", "/oauth2/authorize", {"Content-Type": "application/json"}, b"{}"),
     ("POST", "/oauth2/authorize", {"Content-Type": FORM}, b"step=login&request=a.b&csrf=x"),
     ("POST", "/oauth2/authorize", {"Content-Type": FORM}, b"x=" + b"y" * 20000),
+    ("GET", "/oauth2/authorize?client_id=x", _NON_ASCII_COOKIES, b""),
+    ("POST", "/oauth2/authorize", {"Content-Type": FORM, **_NON_ASCII_COOKIES}, b"csrf=%C3%A9"),
     ("GET", "/account/apps?revoked=1&revoked=%ff", _COOKIES, b""),
+    ("GET", "/account/apps", _NON_ASCII_COOKIES, b""),
+    ("POST", "/account/logout", {"Content-Type": FORM, **_NON_ASCII_COOKIES}, b"csrf=%C3%A9"),
     ("POST", "/account/login", {"Content-Type": FORM, **_COOKIES}, b"username=%00&password=\xff"),
     ("POST", "/account/login", {"Content-Type": "multipart/form-data; boundary=x"}, b"--x"),
     ("POST", "/account/apps/revoke", {"Content-Type": FORM, **_COOKIES}, b"family=%00&csrf=x"),
@@ -450,6 +495,8 @@ def test_malformed_input_to_any_route_never_gets_a_5xx_or_a_traceback(
         pytest.param("POST", "/articles", b'{"title": {"a": 1}, "body": []}', id="wrong-types"),
         pytest.param("POST", "/articles", b'{"title": "' + b"t" * 50000 + b'"}', id="huge"),
         pytest.param("POST", "/articles", b'"just a string"', id="not-an-object"),
+        pytest.param("POST", "/articles", b"[" * 100_000 + b"]" * 100_000, id="deep"),
+        pytest.param("POST", "/articles", b'{"title": "\\ud800", "body": "b"}', id="surrogate"),
     ],
 )
 def test_malformed_input_to_the_demo_api_never_gets_a_5xx_or_a_traceback(

@@ -5,9 +5,9 @@ the functions run them on ``aws_lite`` (``TESSERA_AWS_CLIENT=lite``). Here each 
 whose outcome hangs on an error answer runs against moto's emulator server over both clients:
 conditional puts (``ClientExists``, ``UserExists``), a condition failure that returns the old item
 (a re-used authorization code names its family), a cancelled transaction read through its
-``CancellationReasons`` (rotation of a revoked family, of a disabled user's token), and an
-invalid request, which is a fault on both. The end-to-end tests then run the whole local stack on
-``aws_lite``.
+``CancellationReasons`` (rotation of a revoked family, of a disabled user's token; a grant
+started for a user who may no longer receive it), and an invalid request, which is a fault on
+both. The end-to-end tests then run the whole local stack on ``aws_lite``.
 """
 
 from __future__ import annotations
@@ -151,3 +151,58 @@ def test_an_invalid_request_is_a_fault_on_either_client(ddb: Any) -> None:
     with pytest.raises(BackendUnavailable) as caught:
         GrantStore(ddb, "no-such-table-" + _id()).get_family("f")
     assert caught.value.reason == "ResourceNotFoundException"
+
+
+@pytest.mark.parametrize(
+    ("spoil", "written"),
+    [
+        (None, True),
+        ("disable_user", False),
+        ("disable_and_enable_user", False),
+        ("delete_user", False),
+        ("revoke_before_written", False),
+    ],
+)
+def test_a_grant_is_written_only_while_its_user_may_receive_it(
+    ddb: Any, spoil: str | None, written: bool
+) -> None:
+    """The cancelled transaction of ``create_family`` (user check or a re-used code's revoked
+    marker) is a refusal on both clients, never a fault, and nothing of the grant is stored."""
+    users, grants = UserStore(ddb, TABLE), GrantStore(ddb, TABLE)
+    user = User(username=f"u{_id()}", user_id="u_" + _id(), password_hash="$argon2id$x")
+    users.create(user)
+    family, first = _family(user, "f-" + _id())
+    if spoil in ("disable_user", "disable_and_enable_user"):
+        users.set_disabled(user.username, True)
+    if spoil == "disable_and_enable_user":
+        users.set_disabled(user.username, False)
+    if spoil == "delete_user":
+        users.delete(user.username)
+    if spoil == "revoke_before_written":
+        assert grants.revoke_family(family.family_id, "code_reuse", NOW, preempt=True) is True
+    assert grants.create_family(family, first) is written
+    assert (grants.get_family(family.family_id) is not None) is written
+    assert (grants.get_token(first.token_hash) is not None) is written
+    assert grants.is_revoked("jti-" + _id(), family.family_id) is not written
+
+
+def test_login_guard_reads_its_transaction_and_unlock_query_on_either_client(ddb: Any) -> None:
+    """A success raced by a counted guess is refused (read from the cancelled transaction's
+    reasons); a clean success commits; ``unlock`` finds every source's counter with a query."""
+    from chalicelib.errors import InvalidGrant
+    from chalicelib.login_guard import LoginGuard, Policy
+
+    guard = LoginGuard(ddb, TABLE, Policy(threshold=2, base_seconds=60, max_seconds=3600))
+    name = f"u{_id()}"
+    raced = guard.check(name, "c", "192.0.2.1", NOW)
+    guard.failed(guard.check(name, "c", "192.0.2.2", NOW), NOW)
+    with pytest.raises(InvalidGrant):
+        guard.succeeded(raced, NOW)
+    guard.succeeded(guard.check(name, "c", "192.0.2.1", NOW), NOW)
+    for _ in range(2):
+        guard.failed(guard.check(name, "c", "192.0.2.3", NOW), NOW)
+    with pytest.raises(InvalidGrant):
+        guard.check(name, "c", "192.0.2.3", NOW)  # that source waits now
+    assert guard.unlock(name) is True
+    assert guard.check(name, "c", "192.0.2.3", NOW).username == name
+    assert guard.unlock(name) is False

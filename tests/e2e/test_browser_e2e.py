@@ -12,6 +12,7 @@ artifacts). Missing Chromium skips the module with the command that installs it 
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -132,6 +133,9 @@ def browser() -> Iterator[Any]:
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.binary_location = CHROMIUM
+    # The console (CSP violations) and DevTools' network events (where the tab was sent, also
+    # to a URI scheme no program handles): the private-use scheme test reads both.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     # A Service with the driver's path: Selenium Manager (which downloads drivers) is skipped.
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.set_page_load_timeout(PAGE_WAIT_S)
@@ -357,3 +361,77 @@ def test_browser_unregistered_redirect_uri_shows_an_error_page(
     assert str(browser.current_url).startswith(stack.base_url)
     assert not callback.queries
     page.shot("08-error-unregistered-redirect")
+
+
+# --- a native app's private-use URI scheme (RFC 8252 §7.1) -------------------------------------
+
+PRIVATE_USE = "com.example.tessera-e2e:/callback"
+
+
+def _documents_requested(driver: Any) -> list[str]:
+    """URLs the tab was sent to since the last call (DevTools' performance log; redirects
+    included), in order."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        if (
+            message.get("method") == "Network.requestWillBeSent"
+            and params.get("type") == "Document"
+        ):
+            urls.append(str(params["request"]["url"]))
+    return urls
+
+
+def _csp_violations(driver: Any) -> list[str]:
+    return [
+        str(e["message"])
+        for e in driver.get_log("browser")
+        if "Content Security Policy" in e["message"]
+    ]
+
+
+def test_browser_follows_the_redirect_to_a_private_use_scheme_after_consent(
+    local_stack: LocalStack, browser: Any
+) -> None:
+    """Chromium applies the page's form-action to the redirect after Allow: the consent page's
+    CSP must let the browser hand the code to the app's own scheme. No program handles the scheme
+    here, so the tab stays; DevTools shows the navigation was sent, and the console shows no CSP
+    violation."""
+    stack = local_stack
+    client, username = _register(stack, PRIVATE_USE)
+    oauth = _oauth(client, PRIVATE_USE)
+    verifier = generate_token(64)
+    url, state = oauth.create_authorization_url(
+        stack.base_url + "/oauth2/authorize", code_verifier=verifier
+    )
+    page = Pages(browser)
+    browser.delete_all_cookies()
+    page.open(url)
+    page.sign_in(username, PASSWORD)
+    assert page.title.startswith("Allow access")
+    _documents_requested(browser)  # both logs start from here
+    _csp_violations(browser)
+
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.CSS_SELECTOR, "button[value=allow]").click()
+    sent: list[str] = []
+    violations: list[str] = []
+
+    def settled(driver: Any) -> bool:
+        sent.extend(_documents_requested(driver))
+        violations.extend(_csp_violations(driver))
+        return bool(violations) or any(u.startswith(PRIVATE_USE + "?") for u in sent)
+
+    _wait_for(browser, settled)
+    assert not violations, violations
+    target = next(u for u in sent if u.startswith(PRIVATE_USE + "?"))
+    got = {k: v[0] for k, v in parse_qs(urlsplit(target).query).items()}
+    assert set(got) == {"code", "state", "iss"}
+    assert got["state"] == state
+    token = oauth.fetch_token(
+        stack.token_url, authorization_response=target, state=state, code_verifier=verifier
+    )
+    assert token["refresh_token"].startswith("tessera_rt_")
+    browser.get("about:blank")
