@@ -37,7 +37,7 @@ DEPLOY_SETTINGS = --stage $(STAGE) --domain "$(DOMAIN)" --certificate-arn "$(CER
 help:
 	@echo "make local   - start the emulator, the API on http://127.0.0.1:$(API_PORT) and examples/orders on :$(ORDERS_PORT)"
 	@echo "make test    - run the whole test suite"
-	@echo "make browser - chromium + chromium-driver for the browser test (apt-get, as root)"
+	@echo "make browser - chromium + chromium-driver for the browser test (apt-get as root, ~120 MB)"
 	@echo "make lint    - ruff, mypy, bandit and our own rules (scripts/check_rules.py)"
 	@echo "make bench   - benchmarks (writes BENCHMARKS.md)"
 	@echo "make loadtest - mixed workload on the local stack, <= 60 s (LOADTEST_SECONDS=30)"
@@ -60,13 +60,18 @@ local: $(STAMP)
 	API_PORT=$(API_PORT) EMULATOR_PORT=$(EMULATOR_PORT) ORDERS_PORT=$(ORDERS_PORT) $(PY) -m infra.local_stack
 
 # The browser test (tests/e2e/test_browser_e2e.py) drives Debian's chromium through its own
-# chromedriver; Selenium downloads nothing. Installed here when missing and we are root;
-# otherwise the test is skipped and says how to install them.
+# chromedriver; Selenium downloads nothing. Installed here when missing and we are root (about
+# 120 MB from the distribution's mirror), unless INSTALL_BROWSER=no; otherwise the test is
+# skipped and says how to install them.
 BROWSER_PACKAGES := chromium chromium-driver
+INSTALL_BROWSER ?= yes
 browser:
 	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$(INSTALL_BROWSER)" = no ]; then \
+		echo "INSTALL_BROWSER=no: the browser test will be skipped" >&2; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing $(BROWSER_PACKAGES) for the browser test"; \
+		echo "installing $(BROWSER_PACKAGES) (about 120 MB) for the browser test;" \
+			"make test INSTALL_BROWSER=no skips it"; \
 		export DEBIAN_FRONTEND=noninteractive; \
 		apt-get install -y -q $(BROWSER_PACKAGES) \
 			|| { apt-get update -q && apt-get install -y -q $(BROWSER_PACKAGES); } \

@@ -142,18 +142,16 @@ def logout() -> Response:
 
 @app.route("/.well-known/oauth-authorization-server", methods=["GET"], content_types=_ANY)
 def authorization_server_metadata() -> Response:
-    """RFC 8414 metadata."""
+    """RFC 8414 metadata: what the stage supports, the same whichever clients exist."""
     from chalicelib.config import settings
     from chalicelib.metadata import metadata
 
     def build() -> Any:
-        found = services.advertised(services.clock().now())
+        s = settings()
+        # No scopes_supported: each attached API defines its scopes in its own rules, which
+        # change as teams register them (RFC 8414 §2 makes the member optional).
         return metadata(
-            settings().issuer,
-            grant_types=found["grant_types"],
-            scopes=found["scopes"],
-            revocation=True,
-            introspection=True,
+            s.issuer, grant_types=list(s.grant_types), revocation=True, introspection=True
         )
 
     return http.oauth_call(build, no_store=False)
@@ -236,7 +234,9 @@ if demo_enabled():
         assert request is not None
         return http.oauth_call(
             lambda: demo_api.create_article(
-                request.raw_body, demo_api.caller(request).get("sub", "")
+                request.raw_body,
+                demo_api.caller(request).get("sub", ""),
+                request.headers.get("content-type"),
             )
         )
 

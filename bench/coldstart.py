@@ -314,7 +314,7 @@ def handler_of(functions: dict[str, str], entry: str) -> str:
 
 def fresh_token(world: dict[str, Any]) -> str:
     """A valid access token signed by the captured key set (the bench process may import us)."""
-    from chalicelib import access_tokens, jose, keys
+    from chalicelib import access_tokens, key_objects, keys
 
     prefix = f"GetSecretValue:tessera/{common.STAGE}/signing-keys"
     body = next(v for k, v in world["canned"]["setup"].items() if k.startswith(prefix))["body"]
@@ -323,7 +323,7 @@ def fresh_token(world: dict[str, Any]) -> str:
     secret = json.loads(base64.b64decode(body))["SecretString"]
     current = next(e for e in keys.parse_key_set(secret) if e.state == "current")
     token, _ = access_tokens.issue(
-        jose.load_signing_key(current.jwk),
+        key_objects.load_signing_key(current.jwk),
         issuer=common.ISSUER,
         audience=common.AUDIENCE,
         subject="cold",

@@ -33,6 +33,7 @@ BENCH_ENV = {
     "TESSERA_SIGNING_KEYS_SECRET": f"tessera/{STAGE}/signing-keys",
     "TESSERA_PUBLIC_KEYS_SECRET": f"tessera/{STAGE}/public-keys",
     "TESSERA_PEPPER_SECRET": f"tessera/{STAGE}/pepper",
+    "TESSERA_PASSWORD_GRANT": "true",
     "TESSERA_AWS_CLIENT": "lite",  # as dev and prod deploy it
 }
 

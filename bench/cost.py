@@ -19,7 +19,7 @@ READ_DATE = "2026-11-27"
 REGION = "us-east-1"
 STAGE = "prod"  # priced as this stage deploys its functions (.chalice/config.json)
 VCPU_MB = 1769
-DDB_LATENCY_MS = 4.0  # "single-digit ms" per call (performance.md); an assumption, not measured
+DDB_LATENCY_MS = 4.0  # AWS: "single-digit millisecond" per call; an assumption, not measured
 KEY_CACHE_TTL_S = 300
 ASSUMED_RPS_PER_CONTAINER = 10.0  # for amortising the key-set reads
 

@@ -1,19 +1,27 @@
 """JWT access tokens: issuing and validating (RFC 9068, with RFC 8725's best practices).
 
-Validation is shared by the authorizer and introspection, so both apply the same rules:
-size cap before parsing, compact JWS only, ``typ`` at+jwt, the header's ``alg`` must equal the
-algorithm bound to the key found by ``kid`` (never HS*, never ``none``), unknown ``crit`` rejected,
-keys in the header (``jwk``, ``jku``, ``x5u``, ``x5c``) ignored, ``iss`` compared exactly, ``aud``
-must contain our audience, time claims checked with bounded leeway, all required claims present.
+PyJWT signs (``jwt.encode`` with a key bound to one algorithm, chalicelib.key_objects) and
+verifies the JWS (``PyJWS.decode_complete`` with the key's ``PyJWK``: strict base64url, the
+signature, the header's ``alg`` equal to the key's). Validation is shared by the authorizer and
+introspection, and layers Tessera's rules where PyJWT is lenient or silent: size cap before any
+parsing, compact JWS only, no ``=`` padding, ``typ`` at+jwt, ``alg`` ES256/RS256 only and equal to
+the algorithm bound to the key found by ``kid`` (never HS*, never ``none``; ``kid`` is a lookup,
+length-capped), ``crit``/``b64``/``zip``/``enc`` refused, duplicate members in header or claims
+refused, keys in the header (``jwk``, ``jku``, ``x5u``, ``x5c``) ignored; then the claims: all
+required, ``iss`` exact, ``aud`` containing ours, times integers checked against the injected
+clock with at most 60 s leeway, identifiers non-empty strings.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
-from chalicelib import jose
+import jwt
+
+from chalicelib.key_objects import SUPPORTED_ALGS, SigningKey, VerifyingKey
 
 MAX_TOKEN_LENGTH = 4096
 MAX_KID_LENGTH = 128
@@ -21,6 +29,9 @@ MAX_LEEWAY = 60  # seconds; RFC 8725 leaves it open, our rule caps it
 TYP = "at+jwt"
 _ACCEPTED_TYP = {"at+jwt", "application/at+jwt"}
 REQUIRED_CLAIMS = ("iss", "exp", "aud", "sub", "client_id", "iat", "jti", "scope")
+# Header parameters that change how the token must be read (RFC 7515 §4.1.11 crit, RFC 7797 b64,
+# RFC 7516 zip/enc): none of our tokens carries one, so any of them means "not ours".
+_REFUSED_HEADER = ("crit", "b64", "zip", "enc")
 
 
 class InvalidToken(ValueError):
@@ -60,7 +71,7 @@ def _new_jti() -> str:
 
 
 def issue(
-    signer: jose.SigningKey,
+    signer: SigningKey,
     *,
     issuer: str,
     audience: str,
@@ -88,15 +99,29 @@ def issue(
     return signer.sign(claims, TYP), claims
 
 
+class _DuplicateMember(ValueError):
+    pass
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """JSON object hook: a member named twice is an error (one token, one meaning)."""
     out = dict(pairs)  # built in C; a repeated name leaves fewer members than pairs
     if len(out) != len(pairs):
-        raise InvalidToken("duplicate claim")
+        raise _DuplicateMember("duplicate member")
     return out
 
 
-_CLAIMS_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+
+
+# PyJWT's JWS layer, built once (no per-call options). With a PyJWK it verifies with the algorithm
+# the key is bound to and refuses any other header alg; the instance knows only our two anyway.
+_JWS = jwt.PyJWS(algorithms=SUPPORTED_ALGS, options={"enforce_minimum_key_length": True})
+# Decoded protected headers of tokens that validated, by their encoded form. Every token a key
+# signs carries the same header, so the authorizer decodes it once per key, not once per token.
+# Only validated headers are remembered, so made-up tokens cannot fill the (bounded) cache.
+_HEADERS: dict[str, dict[str, Any]] = {}
+_HEADERS_MAX = 64
 
 
 class ValidationSettings(Protocol):
@@ -112,7 +137,7 @@ class ValidationSettings(Protocol):
 
 def validate_for(
     token: str,
-    key_for: Callable[[str], jose.VerifyingKey | None],
+    key_for: Callable[[str], VerifyingKey | None],
     settings: ValidationSettings,
     now: float,
 ) -> AccessTokenClaims:
@@ -128,19 +153,35 @@ def validate_for(
     )
 
 
-def _int_claim(payload: dict[str, Any], name: str, required: bool) -> int | None:
-    value = payload.get(name)
-    if value is None and not required:
-        return None
-    # bool is an int subclass; a JSON true is not a time.
+def _int_claim(payload: dict[str, Any], name: str) -> int:
+    value = payload[name]
+    # bool is an int subclass; a JSON true is not a time. Nor is null, a string or a float.
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidToken(f"{name} is not an integer")
     return value
 
 
+def _header(segment: str) -> dict[str, Any]:
+    cached = _HEADERS.get(segment)
+    if cached is not None:
+        return cached
+    try:
+        # Lenient decoding is enough here: PyJWT decodes the same segment strictly (alphabet,
+        # no spare bits) before anything is accepted, and its result is compared with ours.
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        header = _STRICT_JSON.decode(raw.decode("utf-8"))
+    except _DuplicateMember:
+        raise InvalidToken("duplicate header member") from None
+    except (ValueError, RecursionError):
+        raise InvalidToken("malformed header") from None
+    if not isinstance(header, dict):
+        raise InvalidToken("header is not an object")
+    return header
+
+
 def validate(
     token: str,
-    key_for: Callable[[str], jose.VerifyingKey | None],
+    key_for: Callable[[str], VerifyingKey | None],
     *,
     issuer: str,
     audience: str,
@@ -153,18 +194,24 @@ def validate(
     ``leeway`` is clamped to 0..60 s whatever the caller passes.
     """
     leeway = max(0, min(leeway, MAX_LEEWAY))
-    try:
-        jws = jose.parse_compact(token, MAX_TOKEN_LENGTH)
-    except jose.JoseError as exc:
-        raise InvalidToken(str(exc)) from exc
-    header = jws.header
+    # The size cap comes first, before any decoding (unbounded segments were an Authlib/joserfc
+    # advisory).
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("token too large")
+    # Compact JWS only: three non-empty segments (no JWE, no JSON serialization). PyJWT accepts
+    # '=' padding (some issuers send it); one token has one spelling, so we do not.
+    segments = token.split(".")
+    if len(segments) != 3 or not all(segments) or not token.isascii() or "=" in token:
+        raise InvalidToken("not a compact JWS")
+    header = _header(segments[0])
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in _ACCEPTED_TYP:
         raise InvalidToken("wrong typ")
-    if "crit" in header:
-        raise InvalidToken("unsupported crit")
+    for name in _REFUSED_HEADER:
+        if name in header:
+            raise InvalidToken(f"{name} in header")
     alg = header.get("alg")
-    if alg not in jose.SUPPORTED_ALGS:
+    if alg not in SUPPORTED_ALGS:
         raise InvalidToken("algorithm not allowed")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
@@ -174,16 +221,23 @@ def validate(
         raise InvalidToken("unknown kid")
     if key.alg != alg:
         raise InvalidToken("algorithm does not match key")
-    if not key.verify(jws.signing_input, jws.signature):
-        raise InvalidToken("bad signature")
-
     try:
-        # UTF-8 only (RFC 8259 §8.1); one decoder built once instead of one per json.loads call.
-        payload = _CLAIMS_DECODER.decode(jws.payload.decode("utf-8"))
-    except InvalidToken:
-        raise
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidToken("payload is not JSON") from exc
+        decoded = _JWS.decode_complete(token, key.jwk, algorithms=[key.alg])
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        # PyJWT's exception names are fixed strings; its messages may quote the token.
+        raise InvalidToken(type(exc).__name__) from None
+    if decoded["header"] != header:
+        raise InvalidToken("header decodes differently")
+    # The claims are decoded once, here (PyJWS hands over the verified bytes). PyJWT's claim
+    # checks (jwt.decode) are not used: they read the wall clock, not the injected one, and accept
+    # any int()-able time ("5", 5.9); ours are stricter and running both would cost more.
+    try:
+        # UTF-8 only (RFC 8259 §8.1); duplicate members refused.
+        payload = _STRICT_JSON.decode(decoded["payload"].decode("utf-8"))
+    except _DuplicateMember:
+        raise InvalidToken("duplicate claim") from None
+    except (ValueError, RecursionError):
+        raise InvalidToken("payload is not JSON") from None
     if not isinstance(payload, dict):
         raise InvalidToken("payload is not an object")
     for name in REQUIRED_CLAIMS:
@@ -192,10 +246,10 @@ def validate(
     for name in ("iss", "sub", "client_id", "scope", "jti"):
         if not isinstance(payload[name], str):
             raise InvalidToken(f"{name} is not a string")
-    for name in ("iss", "sub", "client_id", "jti"):
+    for name in ("sub", "client_id", "jti"):
         if not payload[name]:
             raise InvalidToken(f"{name} is empty")
-    if payload["iss"] != issuer:
+    if payload["iss"] != issuer:  # exact: never a prefix or substring (CVE-2024-53861)
         raise InvalidToken("wrong issuer")
     aud = payload["aud"]
     if isinstance(aud, str):
@@ -206,21 +260,21 @@ def validate(
         raise InvalidToken("bad aud")
     if audience not in audiences:
         raise InvalidToken("wrong audience")
-    exp = _int_claim(payload, "exp", True)
-    iat = _int_claim(payload, "iat", True)
-    nbf = _int_claim(payload, "nbf", False)
-    assert exp is not None
-    assert iat is not None
+    exp = _int_claim(payload, "exp")
+    iat = _int_claim(payload, "iat")
     if now >= exp + leeway:
         raise InvalidToken("expired")
-    if nbf is not None and nbf > now + leeway:
-        raise InvalidToken("not yet valid")
     if iat > now + leeway:
         raise InvalidToken("issued in the future")
+    # Optional, but present means a time: a null nbf is refused, not read as "no nbf".
+    if "nbf" in payload and _int_claim(payload, "nbf") > now + leeway:
+        raise InvalidToken("not yet valid")
     sid = payload.get("sid")
     if sid is not None and (not isinstance(sid, str) or not sid):
         # Revocation checks key on sid: a token whose family cannot be named is not accepted.
         raise InvalidToken("bad sid")
+    if len(_HEADERS) < _HEADERS_MAX:
+        _HEADERS[segments[0]] = header
     return AccessTokenClaims(
         iss=payload["iss"],
         sub=payload["sub"],

@@ -60,6 +60,29 @@ class AdminError(Exception):
     """A one-line error for the operator."""
 
 
+# What --help shows: for operators, so plain text and no module internals.
+DESCRIPTION = """\
+Manage one Tessera stage: OAuth clients, users, refresh-token grants, signing
+keys and the refresh-token pepper.
+
+--stage local talks to the stack that 'make local' runs. dev and prod talk to
+AWS with your usual credentials and region (AWS_PROFILE, environment, SSO) and
+take the table and secret names from .chalice/config.json."""
+
+EPILOG = """\
+examples:
+  python -m chalicelib.admin --stage local client create --name demo \\
+      --grant-types client_credentials,password,refresh_token --scope people:read
+  printf '%s\\n' "$PASSWORD" | \\
+      python -m chalicelib.admin --stage local user create --username alice
+  python -m chalicelib.admin --stage dev grants list --username alice
+
+Each area and action has its own --help (e.g. client create --help).
+Errors are one line on stderr with exit status 2. A client secret is printed
+once, to stdout. --audit also writes each change as an audit event (a JSON
+line) to stderr, e.g. to keep a record with 2>>admin-audit.log."""
+
+
 # --- operations (also used by tests and the local stack) ----------------------------------
 
 
@@ -189,9 +212,18 @@ def use_stage(stage: str) -> None:
 
 
 def read_password(prompt_twice: bool) -> str:
+    """The first line of stdin when it is not a terminal, else a prompt (twice). Nothing given is
+    "missing", never "too short": the operator forgot to pipe it in."""
     if not sys.stdin.isatty():
-        return sys.stdin.readline().rstrip("\n")
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise AdminError(
+                "no password on stdin: pipe it in as the first line, or run on a terminal"
+            )
+        return line
     first = getpass.getpass("Password: ")
+    if not first:
+        raise AdminError("no password given")
     if prompt_twice and getpass.getpass("Repeat password: ") != first:
         raise AdminError("passwords do not match")
     return first
@@ -205,10 +237,19 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _client_create(args: argparse.Namespace) -> None:
+    from chalicelib.config import settings
+
+    grant_types = [g.strip() for g in args.grant_types.split(",") if g.strip()]
+    if "password" in grant_types and not settings().password_grant:
+        # The token endpoint would refuse it (unsupported_grant_type): say so now.
+        raise AdminError(
+            f"the password grant is off in stage {args.stage} "
+            "(TESSERA_PASSWORD_GRANT in .chalice/config.json)"
+        )
     result = create_client(
         services.client_store(),
         name=args.name,
-        grant_types=[g.strip() for g in args.grant_types.split(",") if g.strip()],
+        grant_types=grant_types,
         scopes=args.scope.split(),
         public=args.public,
         introspect=args.introspect,
@@ -307,28 +348,39 @@ def _user_unlock(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chalicelib.admin", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m chalicelib.admin",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--stage", required=True, help="local, dev or prod")
+    parser.add_argument(
+        "--audit", action="store_true", help="also write audit events (JSON lines) to stderr"
+    )
     areas = parser.add_subparsers(dest="area", required=True)
 
     client = areas.add_parser("client", help="OAuth clients").add_subparsers(
         dest="action", required=True
     )
-    p = client.add_parser("create")
+    p = client.add_parser("create", help="register a client; prints its id and secret (once)")
     p.add_argument("--name", required=True)
     p.add_argument("--grant-types", required=True, help="comma-separated")
     p.add_argument("--scope", default="", help='space-separated, e.g. "people:read articles:read"')
     p.add_argument("--public", action="store_true", help="a public client (no secret)")
     p.add_argument("--introspect", action="store_true", help="may introspect any token")
-    p.add_argument("--first-party", action="store_true")
-    p.add_argument("--redirect-uri", action="append", default=[])
+    p.add_argument("--first-party", action="store_true", help="your own app: no consent page")
+    p.add_argument("--redirect-uri", action="append", default=[], help="repeatable")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_client_create)
-    p = client.add_parser("list")
+    p = client.add_parser("list", help="id, name, grant types and scope of every client")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_client_list)
-    for action, run in (("show", _client_show), ("delete", _client_delete)):
-        p = client.add_parser(action)
+    for action, run, what in (
+        ("show", _client_show, "every field of a client except its secret"),
+        ("delete", _client_delete, "delete a client; its refresh tokens stop working"),
+    ):
+        p = client.add_parser(action, help=what)
         p.add_argument("client_id")
         p.add_argument("--json", action="store_true")
         p.set_defaults(run=run)
@@ -340,12 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--username", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_user_create)
-    for action, run in (
-        ("disable", _user_disable),
-        ("delete", _user_delete),
-        ("unlock", _user_unlock),  # forget failed logins (chalicelib.login_guard)
+    for action, run, what in (
+        ("disable", _user_disable, "refuse the user's sign-ins; end their sessions and grants"),
+        ("delete", _user_delete, "delete the user; their sessions and grants end"),
+        ("unlock", _user_unlock, "forget the user's failed sign-ins (ends a lockout)"),
     ):
-        p = user.add_parser(action)
+        p = user.add_parser(action, help=what)
         p.add_argument("username")
         p.add_argument("--json", action="store_true")
         p.set_defaults(run=run)
@@ -359,9 +411,10 @@ def main(argv: list[str] | None = None, *, configure: Callable[[str], None] = us
     """Run one command; ``configure`` points the services at the stage (tests pass their own)."""
     from chalicelib import audit
 
-    audit.to_stderr()  # stdout carries the command's result (and secrets, once)
     parser = build_parser()
     args = parser.parse_args(argv)
+    # stdout carries the command's result (and secrets, once); audit lines only when asked.
+    previous = audit.to_stream("stderr" if args.audit else "off")
     try:
         configure(args.stage)
         args.run(args)
@@ -377,7 +430,30 @@ def main(argv: list[str] | None = None, *, configure: Callable[[str], None] = us
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        problem = aws_setup_problem(exc, args.stage)
+        if problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    finally:
+        audit.to_stream(previous)
     return 0
+
+
+def aws_setup_problem(exc: BaseException, stage: str) -> str | None:
+    """botocore's complaint about the operator's AWS setup (no region, no credentials, an unknown
+    profile) as one line, or None for anything else (a bug: its traceback is worth seeing)."""
+    errors = sys.modules.get("botocore.exceptions")
+    if errors is None or not isinstance(exc, errors.BotoCoreError):
+        return None
+    if isinstance(exc, errors.NoRegionError):
+        return (
+            f"no AWS region for stage {stage}: set AWS_REGION or AWS_DEFAULT_REGION, "
+            "or a region in your AWS profile"
+        )
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return f"AWS setup for stage {stage}: {first_line}"
 
 
 if __name__ == "__main__":

@@ -34,6 +34,20 @@ def active_grants(username: str, client_id: str | None, now: int) -> list[Family
     return [f for f in families if not f.revoked and now < f.expires]
 
 
+def _known_or_error(username: str, client_id: str | None, found: list[Family]) -> None:
+    """No grants for a user (or client) that does not exist is a typo, not "none": say so, like
+    every other admin command. Read only when nothing was found (a deleted user's leftover
+    grants are still listed and revocable)."""
+    from chalicelib.admin import AdminError
+
+    if found:
+        return
+    if services.user_store().get(username) is None:
+        raise AdminError(f"no such user: {username}")
+    if client_id is not None and services.client_store().get(client_id) is None:
+        raise AdminError(f"no such client: {client_id}")
+
+
 def _view(f: Family) -> dict[str, Any]:
     return {
         "family_id": f.family_id,
@@ -57,7 +71,9 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 def _list(args: argparse.Namespace) -> None:
     name = _username(args.username)
-    grants = [_view(f) for f in active_grants(name, args.client, int(services.clock().now()))]
+    found = active_grants(name, args.client, int(services.clock().now()))
+    _known_or_error(name, args.client, found)
+    grants = [_view(f) for f in found]
     lines = [
         f"{g['client_id']}  scope={g['scope']!r}  created={_iso(g['created'])}"
         f"  last_used={_iso(g['last_used'])}  family={g['family_id']}"
@@ -70,11 +86,9 @@ def _revoke(args: argparse.Namespace) -> None:
     name = _username(args.username)
     now = int(services.clock().now())
     store = services.grant_store()
-    revoked = [
-        f.family_id
-        for f in active_grants(name, args.client, now)
-        if store.revoke_family(f.family_id, "admin", now)
-    ]
+    found = active_grants(name, args.client, now)
+    _known_or_error(name, args.client, found)
+    revoked = [f.family_id for f in found if store.revoke_family(f.family_id, "admin", now)]
     text = f"revoked {len(revoked)} grant(s) of {name}" + (
         f" for client {args.client}" if args.client else ""
     )

@@ -66,6 +66,16 @@ def to_stdout() -> None:
     _stream = "stdout"
 
 
+def to_stream(name: str) -> str:
+    """Send the lines to ``"stdout"`` (Lambda), ``"stderr"`` or nowhere (``"off"``: the admin
+    command unless asked, whose operator has no use for JSON lines); returns the previous one."""
+    global _stream
+    if name not in {"stdout", "stderr", "off"}:
+        raise ValueError(name)
+    previous, _stream = _stream, name
+    return previous
+
+
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stdout`` is at the time (Lambda's, or a test's capture)."""
 
@@ -93,6 +103,8 @@ def _logger() -> logging.Logger:
 
 
 def _emit(record: dict[str, Any]) -> None:
+    if _stream == "off":
+        return
     try:
         line = json.dumps(record, separators=(",", ":"), sort_keys=True, default=str)
     except (TypeError, ValueError):  # pragma: no cover - only str/int/bool values are passed

@@ -37,9 +37,10 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
-from chalicelib import access_tokens, api_rules, jose
+from chalicelib import access_tokens, api_rules
 from chalicelib.api_rules import RulesError, RuleSet, Statements, Template
 from chalicelib.clock import Clock
+from chalicelib.key_objects import VerifyingKey
 
 log = logging.getLogger("tessera.authorizer")
 
@@ -244,7 +245,7 @@ class Authorizer:
     def __init__(
         self,
         *,
-        key_for: Callable[[str], jose.VerifyingKey | None],
+        key_for: Callable[[str], VerifyingKey | None],
         issuer: str,
         audience: str,
         leeway: int,

@@ -194,29 +194,3 @@ class CachedClients:
                 self._entries.clear()
             self._entries[client_id] = (now, found)
         return found
-
-
-class CachedRegistrySummary:
-    """Which grant types and scopes any client has: metadata advertises only those."""
-
-    SUPPORTED = ("client_credentials", "password", "refresh_token", "authorization_code")
-
-    def __init__(self, store: ClientStore, ttl: float) -> None:
-        self._store = store
-        self._ttl = ttl
-        self._at = float("-inf")
-        self._value: dict[str, list[str]] = {}
-
-    def get(self, now: float) -> dict[str, list[str]]:
-        if now - self._at >= self._ttl:
-            grants: set[str] = {"client_credentials"}
-            scopes: set[str] = set()
-            for c in self._store.list():
-                grants.update(g for g in c.grant_types if g in self.SUPPORTED)
-                scopes.update(c.scopes)
-            self._value = {
-                "grant_types": [g for g in self.SUPPORTED if g in grants],
-                "scopes": sorted(scopes),
-            }
-            self._at = now
-        return self._value

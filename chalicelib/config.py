@@ -69,10 +69,24 @@ class Settings(NamedTuple):
     realm: str
     cookie_secure: bool
     aws_client: str = "botocore"
+    password_grant: bool = False
 
     @property
     def token_endpoint(self) -> str:
         return self.issuer + "/oauth2/token"
+
+    @property
+    def grant_types(self) -> tuple[str, ...]:
+        """The grant types this stage's token endpoint implements, whichever clients exist: the
+        metadata lists exactly these (RFC 8414 §2). Codes and refresh tokens need the pepper set
+        (sessions and token hashes are keyed from it); the password grant needs the stage's
+        consent (RFC 9700 §2.4), and then a client registered for it."""
+        found = ["client_credentials"]
+        if self.password_grant:
+            found.append("password")
+        if self.pepper_secret:
+            found += ["refresh_token", "authorization_code"]
+        return tuple(found)
 
 
 @cache
@@ -105,6 +119,8 @@ def settings() -> Settings:
         # Session cookies are Secure everywhere but the local stack (plain http on loopback).
         cookie_secure=_bool("TESSERA_COOKIE_SECURE", True),
         aws_client=_choice("TESSERA_AWS_CLIENT", AWS_CLIENTS, "botocore"),
+        # Off unless the stage turns it on: RFC 9700 §2.4 says the grant must not be used.
+        password_grant=_bool("TESSERA_PASSWORD_GRANT", False),
     )
 
 

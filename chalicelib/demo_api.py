@@ -19,6 +19,14 @@ from chalicelib.untrusted import BadJSON, parse_json
 MAX_TITLE = 200
 MAX_BODY = 10_000
 MAX_REQUEST = 64 * 1024  # a body of MAX_BODY characters, each escaped as \uXXXX, fits
+JSON = "application/json"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """A body that is not JSON: the status says why (RFC 9110 §15.5.16), the body stays the
+    OAuth-style JSON every other error of this API has."""
+
+    status = 415
 
 
 def caller(current_request: Any) -> dict[str, str]:
@@ -52,7 +60,11 @@ def _text(doc: dict[str, Any], name: str, limit: int) -> str:
     return value
 
 
-def create_article(raw_body: bytes | str | None, author: str) -> Response:
+def create_article(raw_body: bytes | str | None, author: str, content_type: str | None) -> Response:
+    from chalicelib.forms import media_type
+
+    if media_type(content_type) != JSON:
+        raise UnsupportedMediaType("the request body must be application/json")
     try:
         doc = parse_json(raw_body, max_bytes=MAX_REQUEST)
     except BadJSON:

@@ -22,11 +22,16 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from chalicelib import jose
 from chalicelib.clock import Clock
 from chalicelib.faults import BackendUnavailable
+
+# chalicelib.key_objects (PyJWT, cryptography: ~50 ms of imports) is imported where keys are
+# loaded: chalicelib.http imports this module on every cold start, for KeySetError, and most
+# routes never load a key.
+if TYPE_CHECKING:
+    from chalicelib.key_objects import SigningKey, VerifyingKey
 
 STATES = ("next", "current", "previous")
 UNKNOWN_KID_REFRESH_INTERVAL = 30.0
@@ -70,15 +75,19 @@ def dump_key_set(entries: list[KeyEntry]) -> str:
 
 def public_entries(entries: list[KeyEntry]) -> list[KeyEntry]:
     """The public half of a private set, in the same states."""
+    from chalicelib.key_objects import load_signing_key
+
     out = []
     for e in entries:
-        public = jose.load_signing_key(e.jwk).verifying_key().public_jwk()
+        public = load_signing_key(e.jwk).verifying_key().public_jwk()
         out.append(KeyEntry(e.kid, e.alg, e.state, e.created, public))
     return out
 
 
 def new_key_entry(kid: str, state: str, created: int, alg: str = "ES256") -> KeyEntry:
-    return KeyEntry(kid, alg, state, created, jose.generate_private_jwk(kid, alg))
+    from chalicelib.key_objects import generate_private_jwk
+
+    return KeyEntry(kid, alg, state, created, generate_private_jwk(kid, alg))
 
 
 class CachedSecret:
@@ -151,8 +160,8 @@ class SigningKeyRing:
     def __init__(self, secret: CachedSecret) -> None:
         self._secret = secret
         self._version = -1
-        self._current: jose.SigningKey | None = None
-        self._verifiers: dict[str, jose.VerifyingKey] = {}
+        self._current: SigningKey | None = None
+        self._verifiers: dict[str, VerifyingKey] = {}
         self._jwks: list[dict[str, str]] = []
 
     def _load(self) -> None:
@@ -163,18 +172,20 @@ class SigningKeyRing:
         current = [e for e in entries if e.state == "current"]
         if len(current) != 1:
             raise KeySetError("key set needs exactly one current key")
-        signers = {e.kid: jose.load_signing_key(e.jwk) for e in entries}
+        from chalicelib.key_objects import load_signing_key
+
+        signers = {e.kid: load_signing_key(e.jwk) for e in entries}
         self._current = signers[current[0].kid]
         self._verifiers = {kid: s.verifying_key() for kid, s in signers.items()}
         self._jwks = [self._verifiers[e.kid].public_jwk() for e in entries]
         self._version = self._secret.version
 
-    def current(self) -> jose.SigningKey:
+    def current(self) -> SigningKey:
         self._load()
         assert self._current is not None
         return self._current
 
-    def verifier(self, kid: str) -> jose.VerifyingKey | None:
+    def verifier(self, kid: str) -> VerifyingKey | None:
         self._load()
         return self._verifiers.get(kid)
 
@@ -189,7 +200,7 @@ class VerifyingKeyRing:
     def __init__(self, secret: CachedSecret) -> None:
         self._secret = secret
         self._version = -1
-        self._verifiers: dict[str, jose.VerifyingKey] = {}
+        self._verifiers: dict[str, VerifyingKey] = {}
         self._jwks: list[dict[str, str]] = []
 
     def _load(self) -> None:
@@ -197,15 +208,17 @@ class VerifyingKeyRing:
         if self._secret.version == self._version:
             return
         entries = parse_key_set(raw)
+        from chalicelib.key_objects import InvalidKey, load_verifying_key
+
         try:
-            self._verifiers = {e.kid: jose.load_verifying_key(e.jwk) for e in entries}
-        except jose.JoseError as exc:
+            self._verifiers = {e.kid: load_verifying_key(e.jwk) for e in entries}
+        except InvalidKey as exc:
             # A stored key that cannot be loaded is a deployment fault: fail closed (503).
             raise KeySetError("public key set holds an unusable key") from exc
         self._jwks = [self._verifiers[e.kid].public_jwk() for e in entries]
         self._version = self._secret.version
 
-    def verifier(self, kid: str) -> jose.VerifyingKey | None:
+    def verifier(self, kid: str) -> VerifyingKey | None:
         self._load()
         found = self._verifiers.get(kid)
         if found is None and self._secret.force_refresh():

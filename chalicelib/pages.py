@@ -224,7 +224,9 @@ def consent(
         + '<div class="actions"><button type="submit" name="decision" value="allow">Allow</button>'
         '<button class="secondary" type="submit" name="decision" value="deny">Deny</button></div>'
         "</form>"
-        '<p class="muted">You can withdraw access at any time under Connected apps.</p>'
+        # A new tab: following the link must not lose this consent step.
+        '<p class="muted">You can withdraw access at any time under <a href="/account/apps" '
+        'target="_blank" rel="noopener noreferrer">Connected apps</a>.</p>'
     )
     return Page(_layout("Allow access", body, brand), redirects_to=redirects_to)
 

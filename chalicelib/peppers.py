@@ -1,4 +1,5 @@
-"""Peppers: the secret HMAC keys behind refresh-token hashes (RFC 9700 §4.14, security.md).
+"""Peppers: the secret HMAC keys behind refresh-token hashes (RFC 9700 §4.14; README, "Refresh
+tokens").
 
 The pepper secret holds a small set::
 

@@ -28,7 +28,7 @@ from chalicelib.clock import Clock
 from chalicelib.config import Settings
 from chalicelib.errors import InvalidRequest, MethodNotAllowed
 from chalicelib.forms import OAuthRequest
-from chalicelib.jose import VerifyingKey
+from chalicelib.key_objects import VerifyingKey
 from chalicelib.refresh_tokens import RefreshTokens, looks_like_refresh_token
 
 log = logging.getLogger("tessera.revocation")

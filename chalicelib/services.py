@@ -308,15 +308,3 @@ def introspection_endpoint() -> Any:
             keys=signing_keys(),
         ),
     )
-
-
-def advertised(now: float) -> dict[str, list[str]]:
-    """Grant types and scopes that registered clients actually have (for metadata), cached."""
-    from chalicelib.clients import CachedRegistrySummary
-
-    summary = _once(
-        "registry_summary",
-        lambda: CachedRegistrySummary(client_store(), settings().client_cache_ttl),
-    )
-    result: dict[str, list[str]] = summary.get(now)
-    return result

@@ -1,7 +1,8 @@
 """The token endpoint (RFC 6749 §3.2, §4.3, §4.4, §5, §6) issuing RFC 9068 access tokens.
 
 Grants: ``client_credentials`` (confidential clients only, ``sub`` = client id, no refresh token),
-``password`` (only for confidential clients registered for it, behind the login guard),
+``password`` (only where the stage enables it, for confidential clients registered for it,
+behind the login guard),
 ``authorization_code`` with PKCE (RFC 7636 §4.6; codes from ``chalicelib.authorize``) and
 ``refresh_token`` (delegated to ``chalicelib.refresh_tokens``). Every failure is an ``OAuthError``;
 a token is returned only after every write it depends on has committed.
@@ -19,7 +20,7 @@ import logging
 import secrets
 from typing import Any, NamedTuple, Protocol
 
-from chalicelib import access_tokens, audit, jose, pkce
+from chalicelib import access_tokens, audit, pkce
 from chalicelib.auth_codes import CodeAlreadyUsed, CodeStore
 from chalicelib.client_auth import ClientLookup, authenticate_client
 from chalicelib.clients import Client
@@ -96,8 +97,6 @@ class RefreshGrants(Protocol):
 
 
 class TokenEndpoint:
-    GRANTS = ("client_credentials", "password", "refresh_token", "authorization_code")
-
     def __init__(
         self,
         *,
@@ -130,7 +129,7 @@ class TokenEndpoint:
             raise InvalidRequest("grant_type is required")
         client = authenticate_client(request, form, self._clients, self._s.realm)
         if (
-            grant_type not in self.GRANTS
+            grant_type not in self._s.grant_types
             or (grant_type == "refresh_token" and self._refresh is None)
             or (grant_type == "authorization_code" and self._codes is None)
         ):
@@ -142,7 +141,7 @@ class TokenEndpoint:
         # refresh-token write would answer 503 with the old token already rotated away.
         try:
             self._keys.current()
-        except (jose.JoseError, ValueError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # key_objects.InvalidKey is a ValueError
             raise KeySetError("the current signing key is unusable") from exc
         if grant_type == "client_credentials":
             return self._client_credentials(client, form, now)
@@ -315,7 +314,7 @@ class TokenEndpoint:
                 lifetime=self._s.access_token_ttl,
                 family_id=refresh.family_id if refresh else None,
             )
-        except (jose.JoseError, ValueError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:
             # A key the secret holds but that cannot sign (bad numbers, wrong length) is a
             # deployment fault like an unreadable set: 503 + Retry-After, never a 500 traceback.
             raise KeySetError("the current signing key is unusable") from exc

@@ -24,12 +24,16 @@ invalid, expired or revoked Bearer token    401     Bearer realm="tessera", erro
 valid token, the policy does not allow it   403     Bearer realm="tessera",
                                                     error="insufficient_scope", scope="<needed>"
 authorizer fault (AuthorizerUnavailable)    503     (Retry-After: 2)
+no route for this method and path           404     (none)
 ==========================================  ======  =============================================
 
-In AWS the first row gets the second row's header and the third has no ``scope`` attribute (API
-Gateway cannot tell these apart; see infra/gateway-responses.yaml), and answers are cached per token
-for the authorizer's TTL (here every request calls the authorizer). Local stack and tests only:
-production code never imports this module.
+Every body is JSON in the README's error shape (``error``, ``error_description``), except that
+the first row has no ``error`` (RFC 6750 §3.1: no error code for a request without credentials).
+In AWS the first row gets the second row's header and body and the third has no ``scope``
+attribute (API Gateway cannot tell these apart; see infra/gateway-responses.yaml); an unknown
+route that carries an Authorization header may get API Gateway's 403 there instead of the 404;
+and answers are cached per token for the authorizer's TTL (here every request calls the
+authorizer). Local stack and tests only: production code never imports this module.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ from infra.seed import LOCAL_DEMO_API
 
 DEFAULT_REALM = "tessera"
 INVALID_TOKEN_DESCRIPTION = "the access token is missing, invalid or expired"  # noqa: S105
+NO_TOKEN_DESCRIPTION = "this route needs an access token: Authorization: Bearer <token>"  # noqa: S105
+NOT_FOUND_DESCRIPTION = "no route matches this method and path"
 INSUFFICIENT_SCOPE_DESCRIPTION = "the access token does not grant the scope this route needs"
 UNAVAILABLE_DESCRIPTION = "the service is temporarily unavailable, retry later"
 RETRY_AFTER = "2"
@@ -54,6 +60,7 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
 _original: Callable[..., Any] | None = None
+_original_handle: Callable[..., Any] | None = None
 _api = LOCAL_DEMO_API  # <api-id>/<stage> of the app this process serves
 
 
@@ -86,10 +93,21 @@ def challenge(realm: str, error: str | None = None, scope: str | None = None) ->
 
 
 def no_token() -> GatewayResponse:
+    # RFC 6750 §3.1: no error code when the request carried no credentials, in the header or body.
     return GatewayResponse(
         401,
         {"WWW-Authenticate": challenge(_realm()), "x-amzn-ErrorType": "UnauthorizedException"},
-        {"message": UNAUTHORIZED},
+        {"error_description": NO_TOKEN_DESCRIPTION},
+    )
+
+
+def not_found() -> GatewayResponse:
+    """API Gateway's MISSING_AUTHENTICATION_TOKEN (no route for this method and path), as
+    infra/gateway-responses.yaml configures it: 404 instead of its default 403."""
+    return GatewayResponse(
+        404,
+        {"x-amzn-ErrorType": "MissingAuthenticationTokenException"},
+        {"error": "not_found", "error_description": NOT_FOUND_DESCRIPTION},
     )
 
 
@@ -228,22 +246,43 @@ def _authorize(self: Any, raw_path: str, lambda_event: Any, lambda_context: Any)
     return lambda_event, lambda_context
 
 
+def _handle_request(
+    self: Any, method: str, path: str, headers: Any, body: bytes | None
+) -> dict[str, Any]:
+    """No route for this method and path: API Gateway answers before any Lambda runs (its
+    MISSING_AUTHENTICATION_TOKEN), where Chalice would answer 403 in its own shape, or let the app
+    answer 405 for a method the path lacks."""
+    assert _original_handle is not None
+    try:
+        event = self._generate_lambda_event(method, path, headers, body)
+    except ValueError:  # Chalice: no such path
+        raise not_found() from None
+    views = self._app_object.routes[event["requestContext"]["resourcePath"]]
+    if method != "OPTIONS" and method not in views:  # OPTIONS: Chalice's CORS preflight answer
+        raise not_found()
+    result: dict[str, Any] = _original_handle(self, method, path, headers, body)
+    return result
+
+
 def install(api: str = LOCAL_DEMO_API) -> None:
     """Put the stand-in in front of ``chalice local`` / ``chalice.test.Client``; ``api`` is the
     ``<api-id>/<stage>`` this process's app is known by (what its rule set is bound to)."""
-    global _original, _api
+    global _original, _original_handle, _api
     _api = api
     if _original is not None:
         return
     _original = local.LocalGatewayAuthorizer.authorize
+    _original_handle = local.LocalGateway.handle_request
     local.LocalGatewayAuthorizer.authorize = _authorize  # type: ignore[method-assign]
+    local.LocalGateway.handle_request = _handle_request  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
     """Restore Chalice's own behaviour (tests)."""
-    global _original, _api
+    global _original, _original_handle, _api
     _api = LOCAL_DEMO_API
-    if _original is None:
+    if _original is None or _original_handle is None:
         return
     local.LocalGatewayAuthorizer.authorize = _original  # type: ignore[method-assign]
-    _original = None
+    local.LocalGateway.handle_request = _original_handle  # type: ignore[method-assign]
+    _original = _original_handle = None

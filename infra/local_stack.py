@@ -138,11 +138,13 @@ Tessera local stack
   emulator   {endpoint}   (moto; in memory, gone when this stops)
 
 Next, in another terminal at the project root:
-  {admin} client create --name demo --grant-types client_credentials,password --scope "people:read"
+  {admin} client create --name demo \\
+       --grant-types client_credentials,password,refresh_token --scope "people:read"
   printf '%s\\n' 'correct horse battery staple' | {admin} user create --username alice
   curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials {api}/oauth2/token
   curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=password -d username=alice \\
        --data-urlencode 'password=correct horse battery staple' {api}/oauth2/token
+  (then the demo API, refresh, introspection and revocation: README, "Quick start")
 
 Attach the orders API (denied until its team registers its rules):
   {admin} authorizer rules put orders --file examples/orders/rules.json --api {ORDERS_LOCAL_API}

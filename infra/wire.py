@@ -144,12 +144,14 @@ def put_gateway_responses(apigateway: Any, rest_api_id: str, api_stage: str) -> 
     """Put every response of infra/gateway-responses.yaml on the API and redeploy its stage."""
     responses = gateway_responses()
     for response_type, spec in responses.items():
+        # DEFAULT_4XX/5XX name no status: each response type keeps its own.
+        status = {"statusCode": str(spec["statusCode"])} if "statusCode" in spec else {}
         apigateway.put_gateway_response(
             restApiId=rest_api_id,
             responseType=response_type,
-            statusCode=str(spec["statusCode"]),
             responseParameters=spec.get("responseParameters", {}),
             responseTemplates=spec.get("responseTemplates", {}),
+            **status,
         )
     apigateway.create_deployment(
         restApiId=rest_api_id,

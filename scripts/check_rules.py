@@ -1,11 +1,13 @@
-"""Tessera's own static rules (security.md), checked on the syntax tree: ``make lint`` runs this.
+"""Tessera's own static rules (README, "Security", "Checks"), checked on the syntax tree:
+``make lint`` runs this.
 
-1. ``jwt.decode(...)`` always names its algorithms: ``algorithms=[...]`` (a list or tuple literal).
+1. ``jwt.decode(...)`` and every ``decode_complete(...)`` (PyJWT's, whatever the instance) name
+   their algorithms: ``algorithms=[...]`` (a non-empty list or tuple literal).
 2. Secrets are compared in constant time, never ``==`` / ``!=``: a comparison of two
    non-literal operands one of which is named like a secret, password, hash, digest, MAC or
    signature is an error (runtime code: app.py, chalicelib/).
 3. No HS256/HS384/HS512 and no ``"none"`` algorithm in the token validation path
-   (chalicelib/jose.py, access_tokens.py, authorizer.py, introspection.py).
+   (chalicelib/key_objects.py, access_tokens.py, authorizer.py, introspection.py).
 4. No ``app.debug`` switched on anywhere (tracebacks in 500 bodies).
 5. No ``print`` or log call whose arguments mention a variable named token, secret or password
    (runtime code). Log the ``jti``, family id or a hash prefix instead.
@@ -28,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".venv", ".venv-tools", "build", ".git", ".chalice", "node_modules", "__pycache__"}
 VALIDATION_PATH = {
-    "chalicelib/jose.py",
+    "chalicelib/key_objects.py",
     "chalicelib/access_tokens.py",
     "chalicelib/authorizer.py",
     "chalicelib/introspection.py",
@@ -77,12 +79,12 @@ class Checker(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
-        if isinstance(func, ast.Attribute) and func.attr == "decode":
+        if isinstance(func, ast.Attribute) and func.attr in ("decode", "decode_complete"):
             owner = _identifier(func.value)
-            if owner == "jwt":
+            if owner == "jwt" or func.attr == "decode_complete":
                 algs = next((k.value for k in node.keywords if k.arg == "algorithms"), None)
                 if not isinstance(algs, ast.List | ast.Tuple) or not algs.elts:
-                    self.report(node, "jwt-algorithms", "jwt.decode without algorithms=[...]")
+                    self.report(node, "jwt-algorithms", f"{func.attr} without algorithms=[...]")
         if (
             is_runtime(self.rel)
             and self.rel != SAFE_COMPARE

@@ -19,9 +19,10 @@ from botocore.awsrequest import AWSResponse
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from jwt.algorithms import ECAlgorithm
 
 from chalicelib import aws as aws_clients
-from chalicelib import jose, services
+from chalicelib import key_objects, services
 from chalicelib.config import settings
 from tests.conftest import AUDIENCE, ISSUER
 
@@ -73,7 +74,7 @@ def jws(
 class Forge:
     """Tokens signed with the stack's real current key unless told otherwise."""
 
-    def __init__(self, signer: jose.SigningKey, now: float) -> None:
+    def __init__(self, signer: key_objects.SigningKey, now: float) -> None:
         self.signer = signer
         self.now = int(now)
         assert isinstance(signer.key, ec.EllipticCurvePrivateKey)
@@ -124,8 +125,9 @@ class Forge:
         return json.dumps(jwk).encode()
 
 
-def attacker_jwk() -> dict[str, str]:
-    return jose.VerifyingKey("attacker", "ES256", ATTACKER_EC.public_key()).public_jwk()
+def attacker_jwk() -> dict[str, Any]:
+    jwk = ECAlgorithm.to_jwk(ATTACKER_EC.public_key(), as_dict=True)
+    return {**jwk, "kid": "attacker", "alg": "ES256", "use": "sig"}
 
 
 def event(authorization: str, route: str = "GET/people") -> dict[str, str]:

@@ -46,6 +46,7 @@ TEST_ENV = {
     "TESSERA_SIGNING_KEYS_SECRET": f"tessera/{STAGE}/signing-keys",
     "TESSERA_PUBLIC_KEYS_SECRET": f"tessera/{STAGE}/public-keys",
     "TESSERA_PEPPER_SECRET": f"tessera/{STAGE}/pepper",
+    "TESSERA_PASSWORD_GRANT": "true",
 }
 
 # app.py declares the demo routes only when TESSERA_DEMO is on at its import (chalicelib.config's

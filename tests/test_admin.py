@@ -203,6 +203,20 @@ def test_public_client_cannot_have_client_credentials(cli: Any) -> None:
     _assert_one_line_error(done)
 
 
+def test_password_client_is_refused_where_the_stage_disables_the_grant(
+    cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.config import settings
+
+    monkeypatch.setenv("TESSERA_PASSWORD_GRANT", "false")
+    settings.cache_clear()
+    done = cli("client", "create", "--name", "app", "--grant-types", "password,refresh_token")
+
+    _assert_one_line_error(done)
+    assert "TESSERA_PASSWORD_GRANT" in done.err
+    assert services.client_store().list() == []
+
+
 # --- users --------------------------------------------------------------------------------
 
 
@@ -234,6 +248,26 @@ def test_short_password_is_refused(cli: Any) -> None:
 
     _assert_one_line_error(done)
     assert services.user_store().get("alice") is None
+
+
+@pytest.mark.parametrize("stdin", ["", "\n"])
+def test_user_create_without_a_password_on_stdin_says_it_is_missing(cli: Any, stdin: str) -> None:
+    done = cli("user", "create", "--username", "alice", stdin=stdin)
+
+    _assert_one_line_error(done)
+    assert "no password" in done.err
+    assert "at least" not in done.err
+    assert services.user_store().get("alice") is None
+
+
+def test_user_unlock_prints_only_its_result(cli: Any, make_user: Any) -> None:
+    make_user("alice", PASSWORD)
+
+    done = cli("user", "unlock", "alice")
+
+    assert done.status == 0
+    assert done.out == "user alice was not locked\n"
+    assert done.err == ""  # no audit JSON line unless --audit asks for it
 
 
 def test_disabled_user_cannot_get_tokens(cli: Any, app_client: Any, make_client: Any) -> None:
@@ -314,6 +348,63 @@ def test_unreachable_local_stack_is_a_one_line_error(tmp_path: Path) -> None:
 
     _assert_one_line_error(done)
     assert "cannot reach dynamodb" in done.err
+
+
+def test_missing_aws_region_is_a_one_line_error(tmp_path: Path) -> None:
+    empty = tmp_path / "aws-config"
+    empty.write_text("")
+    with socket.socket() as sock:  # even if a region were found, nothing leaves this machine
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("AWS_") and not k.startswith("TESSERA_")
+    }
+    env.update(
+        {
+            "AWS_CONFIG_FILE": str(empty),
+            "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL": dead,
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "chalicelib.admin", "--stage", "dev", "client", "list"],
+        cwd=ROOT,
+        env=env,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    _assert_one_line_error(Run(done.returncode, done.stdout, done.stderr))
+    assert "no AWS region" in done.stderr
+    assert "AWS_REGION" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["client"], ["client", "create"], ["user"], ["user", "unlock"], ["grants", "list"]],
+)
+def test_help_is_plain_text_for_operators_without_internals(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "chalicelib.admin", *args, "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m chalicelib.admin")
+    for internal in ("``", "EXTENSIONS", "admin_", "chalicelib.login_guard", "subcommands"):
+        assert internal not in done.stdout, internal
 
 
 def test_client_ids_are_lowercase_alphanumeric_and_never_look_like_options():

@@ -2,8 +2,8 @@
 them, evaluated the way IAM evaluates an authorizer's policy (infra.local_gateway.policy_allows:
 ``*`` matches any characters, ``/`` included; an explicit Deny wins).
 
-The central property (security.md, "An authorizer policy never over-matches"): whatever the rule
-set, the token's scopes and the path, a policy allows a path exactly when the route API Gateway
+The central property (README, "Policies never over-match"): whatever the rule set, the token's
+scopes and the path, a policy allows a path exactly when the route API Gateway
 would pick for it is one the token may call (cache 'token'), or is the very route that was
 answered (cache 'route'). Checked on hand-picked cases and on generated rule sets.
 """

@@ -183,6 +183,14 @@ def test_consent_page_lists_scopes_in_plain_words(app_client, spa, alice):
     assert "Read articles" in html(page)
 
 
+def test_consent_page_links_to_connected_apps(app_client, spa, alice):
+    b = Browser(app_client)
+    text = html(sign_in(b, authorize_path(spa["client_id"])))
+    links = re.findall(r'<a href="([^"]+)"[^>]*>([^<]+)</a>', text)
+    assert ("/account/apps", "Connected apps") in links
+    assert "Connected apps" in html(b.get("/account/apps"))  # where the link leads
+
+
 def test_first_party_client_skips_consent(app_client, make_client, alice):
     client = make_client(
         grant_types=["authorization_code"],

@@ -8,6 +8,7 @@ Forged-token rules are in tests/test_authorizer_rules.py; each test here gets a 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,7 +16,7 @@ import boto3
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chalicelib import access_tokens, jose, keys, services
+from chalicelib import access_tokens, key_objects, keys, services
 from chalicelib import aws as aws_clients
 from chalicelib.authorizer import AuthorizerUnavailable
 from chalicelib.clock import FakeClock
@@ -138,7 +139,7 @@ def test_new_key_is_found_by_one_refresh_before_the_cache_expires(invoke, forge,
     fresh = keys.new_key_entry("fresh-key", "next", int(clock.now()))
     public = keys.public_entries([fresh])
     sm.put_secret_value(SecretId=public_id, SecretString=keys.dump_key_set(entries + public))
-    signer = jose.load_signing_key(fresh.jwk)
+    signer = key_objects.load_signing_key(fresh.jwk)
     assert isinstance(signer.key, ec.EllipticCurvePrivateKey)
     fresh_key: ec.EllipticCurvePrivateKey = signer.key
     token = jws(forge.header(kid="fresh-key"), forge.claims(), lambda d: es256(fresh_key, d))
@@ -338,6 +339,32 @@ def test_request_without_token_gets_401_challenge_without_error_code(http):
     assert r.headers["WWW-Authenticate"] == 'Bearer realm="tessera"'
 
 
+def test_request_without_token_gets_a_json_body_without_error_code(http):
+    r = http.get("/people")
+    assert r.status_code == 401
+    assert r.headers["Content-Type"] == "application/json"
+    found = body(r)
+    assert set(found) == {"error_description"}  # RFC 6750 §3.1: no error code
+    assert "Bearer" in found["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("GET", "/nothing-here", {}),
+        ("GET", "/people/ada/friends", {}),
+        ("DELETE", "/people", {}),
+        ("PUT", "/articles", {"Authorization": "Bearer x.y.z"}),
+        ("GET", "/nothing-here", {"Authorization": "Bearer x.y.z"}),
+    ],
+)
+def test_unknown_route_gets_404_not_found_in_json(http, method, path, headers):
+    r = http.request(method, path, headers=headers)
+    assert r.status_code == 404
+    assert r.headers["Content-Type"] == "application/json"
+    assert body(r)["error"] == "not_found"
+
+
 def test_request_with_another_scheme_gets_401_challenge_without_error_code(http):
     r = http.get("/people", headers={"Authorization": "Basic YWxpY2U6c2VjcmV0"})
     assert r.status_code == 401
@@ -435,6 +462,33 @@ def test_article_is_created_with_articles_write_and_authored_by_the_subject(
     assert created["id"] in {a["id"] for a in listed}
 
 
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/jsonx"]
+)
+def test_article_body_that_is_not_json_is_refused_with_415(http, forge, content_type):
+    headers = bearer(forge.token(scope="articles:read articles:write"))
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    before = body(http.get("/articles", headers=headers))["articles"]
+    r = http.post("/articles", headers=headers, body=b'{"title": "Hello", "body": "First post"}')
+    assert r.status_code == 415
+    assert r.headers["Content-Type"] == "application/json"
+    assert body(r)["error"] == "invalid_request"
+    assert body(http.get("/articles", headers=headers))["articles"] == before
+
+
+def test_article_json_with_a_charset_is_accepted(http, forge):
+    r = http.post(
+        "/articles",
+        headers={
+            **bearer(forge.token(scope="articles:write")),
+            "Content-Type": "application/json; charset=utf-8",
+        },
+        body=b'{"title": "Hello", "body": "First post"}',
+    )
+    assert r.status_code == 201, r.body
+
+
 def test_article_without_title_is_invalid_request(http, forge):
     r = http.post(
         "/articles",
@@ -481,6 +535,41 @@ def test_aws_access_denied_answer_is_insufficient_scope_without_the_scope():
     assert aws_403["statusCode"] == local_403.CODE == 403
     header = aws_403["responseParameters"]["gatewayresponse.header.WWW-Authenticate"]
     assert header == "'" + local_403.headers["WWW-Authenticate"] + "'"
+
+
+def test_aws_missing_authentication_token_answer_is_the_local_not_found_answer():
+    from infra import local_gateway
+
+    aws_404 = _gateway_responses()["MISSING_AUTHENTICATION_TOKEN"]
+    local_404 = local_gateway.not_found()
+    assert aws_404["statusCode"] == local_404.CODE == 404
+    assert json.loads(aws_404["responseTemplates"]["application/json"]) == json.loads(
+        local_404.body or b""
+    )
+
+
+def test_aws_gateway_responses_cover_every_answer_the_gateway_itself_gives():
+    assert set(_gateway_responses()) >= {
+        "UNAUTHORIZED",
+        "ACCESS_DENIED",
+        "MISSING_AUTHENTICATION_TOKEN",
+        "AUTHORIZER_CONFIGURATION_ERROR",
+        "AUTHORIZER_FAILURE",
+        "THROTTLED",
+        "DEFAULT_4XX",  # every other 4xx of the gateway (e.g. REQUEST_TOO_LARGE)
+        "DEFAULT_5XX",  # every other 5xx (e.g. INTEGRATION_TIMEOUT)
+    }
+
+
+@pytest.mark.parametrize("response_type", sorted(_gateway_responses()))
+def test_every_aws_gateway_response_has_the_readmes_json_error_shape(response_type):
+    spec = _gateway_responses()[response_type]
+    template = spec["responseTemplates"]["application/json"]
+    # The only variable used: the response type, never the request's input.
+    assert set(re.findall(r"\$[\w.]+", template)) <= {"$context.error.responseType"}
+    rendered = json.loads(template.replace("$context.error.responseType", "REQUEST_TOO_LARGE"))
+    assert set(rendered) == {"error", "error_description"}
+    assert re.fullmatch(r"[a-z_]+", rendered["error"])
 
 
 @pytest.mark.parametrize("response_type", ["AUTHORIZER_CONFIGURATION_ERROR", "AUTHORIZER_FAILURE"])

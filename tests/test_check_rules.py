@@ -33,14 +33,20 @@ def rules_found(rel: str, source: str) -> list[str]:
         "jwt.decode(t, key)",
         "jwt.decode(t, key, algorithms=algs)",
         "jwt.decode(t, key, algorithms=[])",
+        "_JWS.decode_complete(t, key)",
+        "jwt.api_jws.decode_complete(t, key, algorithms=algs)",
     ],
 )
 def test_jwt_decode_without_an_algorithm_list_is_found(source):
     assert rules_found("tests/test_x.py", source) == ["jwt-algorithms"]
 
 
-def test_jwt_decode_with_an_algorithm_list_passes():
-    assert rules_found("tests/test_x.py", 'jwt.decode(t, key, algorithms=["ES256"])') == []
+@pytest.mark.parametrize(
+    "source",
+    ['jwt.decode(t, key, algorithms=["ES256"])', "_JWS.decode_complete(t, k, algorithms=[k.alg])"],
+)
+def test_jwt_decode_with_an_algorithm_list_passes(source):
+    assert rules_found("tests/test_x.py", source) == []
 
 
 @pytest.mark.parametrize(

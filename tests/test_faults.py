@@ -1,4 +1,4 @@
-"""Backend faults (security.md "Operations"): when DynamoDB or Secrets Manager keep failing after
+"""Backend faults (README, "Security"): when DynamoDB or Secrets Manager keep failing after
 botocore's retries, every endpoint answers 503 + Retry-After in OAuth JSON (the authorizer denies)
 and the stored state is exactly what it was before the request.
 

@@ -64,8 +64,25 @@ def test_list_is_a_query_not_a_scan(setup, capsys):
     assert operations == ["Query"]
 
 
-def test_list_of_unknown_user_is_empty(setup, capsys):
-    code, out, _ = run(capsys, "grants", "list", "--username", "nobody", "--json")
+@pytest.mark.parametrize("action", ["list", "revoke"])
+def test_grants_of_an_unknown_user_are_a_one_line_error(setup, capsys, action):
+    code, out, err = run(capsys, "grants", action, "--username", "nobody", "--json")
+    assert code == 2
+    assert out == ""
+    assert err.splitlines() == ["error: no such user: nobody"]
+
+
+@pytest.mark.parametrize("action", ["list", "revoke"])
+def test_grants_for_an_unknown_client_are_a_one_line_error(setup, capsys, action):
+    code, out, err = run(capsys, "grants", action, "--username", "alice", "--client", "nope")
+    assert code == 2
+    assert out == ""
+    assert err.splitlines() == ["error: no such client: nope"]
+
+
+def test_list_of_a_known_user_without_grants_is_empty(setup, capsys, make_user):
+    make_user("bob")
+    code, out, _ = run(capsys, "grants", "list", "--username", "bob", "--json")
     assert code == 0
     assert json.loads(out) == []
 

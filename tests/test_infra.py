@@ -571,9 +571,9 @@ def test_package_ships_runtime_dependencies_only(packaged: tuple[dict[str, Any],
     with zipfile.ZipFile(zip_path) as z:
         top = {n.split("/")[0] for n in z.namelist()}
     top = {t for t in top if not t.endswith((".dist-info", ".so")) and t != "__pycache__"}
-    # cryptography and what it needs; boto3/botocore come with the runtime; chalice is its
+    # PyJWT, cryptography and what it needs; boto3/botocore come with the runtime; chalice is its
     # runtime stub (chalice/app.py), not the CLI.
-    assert top == {"app.py", "chalicelib", "chalice", "cryptography", "cffi", "pycparser"}
+    assert top == {"app.py", "chalicelib", "chalice", "jwt", "cryptography", "cffi", "pycparser"}
 
 
 def test_package_carries_bytecode_for_this_runtime(packaged: tuple[dict[str, Any], Path]) -> None:

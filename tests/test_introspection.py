@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import access_tokens, jose
+from chalicelib import access_tokens, key_objects
 from tests.conftest import AUDIENCE, ISSUER, T0, basic, body, form_post
 from tests.refresh_support import (
     auth,
@@ -127,7 +127,7 @@ def test_unknown_or_malformed_token_is_inactive(app_client, setup, token):
 
 
 def test_token_signed_by_a_foreign_key_is_inactive(app_client, setup):
-    foreign = jose.load_signing_key(jose.generate_private_jwk("foreign", "ES256"))
+    foreign = key_objects.load_signing_key(key_objects.generate_private_jwk("foreign", "ES256"))
     c = claims(setup["tokens"]["access_token"])
     forged, _ = access_tokens.issue(
         foreign,

@@ -1,4 +1,4 @@
-"""Logging policy (security.md "Operations"): a request line per request, audit events for what
+"""Logging policy (README, "Security"): a request line per request, audit events for what
 matters, and never a password, client secret, refresh token or access token in any log output —
 checked with every logger at DEBUG (botocore's included) and the process's stdout/stderr captured.
 """
@@ -226,15 +226,15 @@ def test_audit_event_drops_fields_that_could_carry_a_secret(capfd):
     assert line == {"log": "audit", "event": "token_issued", "jti": "j1", "ts": line["ts"]}
 
 
-def test_admin_command_keeps_audit_lines_off_its_stdout(aws, capsys, make_user):
-    from chalicelib import admin, audit
+def test_admin_command_writes_audit_lines_to_stderr_only_when_asked(aws, capsys, make_user):
+    from chalicelib import admin
 
     make_user("alice", PASSWORD)
     code = admin.main(
-        ["--stage", "test", "user", "unlock", "alice", "--json"], configure=lambda _: None
+        ["--stage", "test", "--audit", "user", "unlock", "alice", "--json"],
+        configure=lambda _: None,
     )
     out, err = capsys.readouterr()
-    audit.to_stdout()
     assert code == 0
     assert json.loads(out) == {"unlocked": "alice", "had_failures": False}
     assert '"event":"user_unlocked"' in err

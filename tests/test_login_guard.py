@@ -1,5 +1,5 @@
-"""Brute-force protection of password logins (RFC 6749 §4.3.2, security.md "Sessions, pages and
-accounts"): chalicelib.login_guard, through the password grant and the hosted pages.
+"""Brute-force protection of password logins (RFC 6749 §4.3.2; README, "Security", "Lockout
+policy"): chalicelib.login_guard, through the password grant and the hosted pages.
 
 Two families of properties: guessing stays slow (per username across its variants, per source,
 the same answer and work for unknown usernames), and no stranger can deny service to somebody

@@ -6,6 +6,8 @@ from typing import Any
 
 import jwt
 
+from chalicelib import services
+from tests.authorizer_support import reconfigure
 from tests.conftest import ISSUER, basic, body, form_post
 
 METADATA = "/.well-known/oauth-authorization-server"
@@ -61,48 +63,74 @@ def test_client_credentials_is_advertised(app_client):
     assert "client_credentials" in metadata(app_client)["grant_types_supported"]
 
 
-def test_password_grant_is_not_advertised_while_no_client_has_it(app_client, make_client):
-    make_client(grant_types=["client_credentials"])
-    assert "password" not in metadata(app_client)["grant_types_supported"]
-
-
-def test_password_grant_is_advertised_once_a_client_has_it(app_client, make_client):
-    make_client(grant_types=["password"])
-    assert "password" in metadata(app_client)["grant_types_supported"]
-
-
-def test_new_password_client_is_advertised_within_the_client_cache_bound(
+def test_metadata_is_the_same_whichever_clients_are_registered_or_deleted(
     app_client, make_client, clock
 ):
-    assert "password" not in metadata(app_client)["grant_types_supported"]
-    make_client(grant_types=["password"])
-    clock.advance(61)  # TESSERA_CLIENT_CACHE_TTL defaults to 60 s
-    assert "password" in metadata(app_client)["grant_types_supported"]
-
-
-def test_password_grant_is_no_longer_advertised_after_its_last_client_is_deleted(
-    app_client, make_client, clock
-):
-    from chalicelib import services
-
-    c = make_client(grant_types=["password"])
-    assert "password" in metadata(app_client)["grant_types_supported"]
-    services.client_store().delete(c["client_id"])
+    # RFC 8414 §2: metadata states what the server supports, the same for every reader.
+    before = metadata(app_client)
+    password = make_client(grant_types=["password", "refresh_token"], scopes=["invoices:read"])
+    make_client(grant_types=["client_credentials"], scopes=["people:read"])
+    assert metadata(app_client) == before
+    clock.advance(61)  # past TESSERA_CLIENT_CACHE_TTL: nothing cached can explain the answer
+    assert metadata(app_client) == before
+    services.client_store().delete(password["client_id"])
     clock.advance(61)
+    assert metadata(app_client) == before
+
+
+def test_every_grant_the_stage_supports_is_advertised_before_any_client_exists(app_client):
+    # The test stage has a pepper (refresh tokens, codes) and the password grant on.
+    assert metadata(app_client)["grant_types_supported"] == [
+        "client_credentials",
+        "password",
+        "refresh_token",
+        "authorization_code",
+    ]
+
+
+def test_refresh_token_and_code_flow_are_not_advertised_where_no_pepper_is_configured(
+    app_client, monkeypatch
+):
+    reconfigure(monkeypatch, TESSERA_PEPPER_SECRET="")
+    doc = metadata(app_client)
+    assert doc["grant_types_supported"] == ["client_credentials", "password"]
+    assert "authorization_endpoint" not in doc
+
+
+def test_password_grant_is_neither_advertised_nor_accepted_where_the_stage_disables_it(
+    app_client, make_client, make_user, monkeypatch
+):
+    c = make_client(grant_types=["password"])
+    make_user("alice", "correct horse battery staple")
+    reconfigure(monkeypatch, TESSERA_PASSWORD_GRANT="false")
     assert "password" not in metadata(app_client)["grant_types_supported"]
+    r = form_post(
+        app_client,
+        "/oauth2/token",
+        {
+            "grant_type": "password",
+            "username": "alice",
+            "password": "correct horse battery staple",
+        },
+        {"Authorization": basic(c["client_id"], c["client_secret"])},
+    )
+    assert r.status_code == 400
+    assert body(r)["error"] == "unsupported_grant_type"
 
 
-def test_grant_types_are_only_ones_the_token_endpoint_implements(app_client, make_client):
-    make_client(grant_types=["password", "refresh_token", "client_credentials"])
+def test_grant_types_are_only_ones_the_token_endpoint_implements(app_client):
     advertised = set(metadata(app_client)["grant_types_supported"])
     assert advertised <= {"client_credentials", "password", "refresh_token", "authorization_code"}
     assert "implicit" not in advertised
 
 
-def test_registered_scopes_are_listed(app_client, make_client):
-    make_client(scopes=["people:read"])
-    make_client(scopes=["articles:write"])
-    assert metadata(app_client)["scopes_supported"] == ["articles:write", "people:read"]
+def test_scopes_are_not_advertised_since_each_attached_api_defines_its_own(app_client, make_client):
+    # The scopes that mean something are in the rules each API registers (admin authorizer
+    # rules), which change as teams attach: the document would differ from moment to moment.
+    before = metadata(app_client)
+    make_client(scopes=["invoices:read"])
+    assert "scopes_supported" not in before
+    assert metadata(app_client) == before
 
 
 # --- JWKS --------------------------------------------------------------------------------------

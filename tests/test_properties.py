@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from jwt.utils import base64url_decode, base64url_encode
 
-from chalicelib import access_tokens, jose
+from chalicelib import access_tokens, key_objects
 from chalicelib.errors import OAuthError
 from chalicelib.forms import OAuthRequest, parse_basic, parse_form
 
@@ -101,8 +102,8 @@ def test_oauth_request_form_answers_a_form_or_an_oauth_error(headers, body):
 # --- the token validator ----------------------------------------------------------------
 
 
-def _keys() -> tuple[jose.SigningKey, Any]:
-    signer = jose.load_signing_key(jose.generate_private_jwk("k1", "ES256"))
+def _keys() -> tuple[key_objects.SigningKey, Any]:
+    signer = key_objects.load_signing_key(key_objects.generate_private_jwk("k1", "ES256"))
     verifier = signer.verifying_key()
     return signer, {"k1": verifier}.get
 
@@ -125,6 +126,12 @@ def validate(token: str) -> access_tokens.AccessTokenClaims:
     return access_tokens.validate(
         token, KEY_FOR, issuer=ISSUER, audience=AUDIENCE, now=NOW + 1, leeway=30
     )
+
+
+def test_size_cap_comes_before_any_decoding():
+    # Over the cap and not even base64url: the size check answers first.
+    with pytest.raises(access_tokens.InvalidToken, match="too large"):
+        validate("!" * (access_tokens.MAX_TOKEN_LENGTH + 1))
 
 
 def test_the_unaltered_token_is_valid():
@@ -186,10 +193,10 @@ def test_a_token_with_a_forged_header_is_rejected(header_changes):
     import json
 
     head, payload, signature = TOKEN.split(".")
-    header = json.loads(jose.b64url_decode(head))
+    header = json.loads(base64url_decode(head))
     new_header = {**header, **header_changes}
     assume(new_header != header)
-    forged_head = jose.b64url_encode(json.dumps(new_header).encode())
+    forged_head = base64url_encode(json.dumps(new_header).encode()).decode()
     with pytest.raises(access_tokens.InvalidToken):
         validate(f"{forged_head}.{payload}.{signature}")
 

@@ -43,13 +43,13 @@ def _error(resp: Any) -> str:
 
 
 def test_password_grant_issues_prefixed_256_bit_refresh_token(setup):
-    from chalicelib.jose import b64url_decode
+    from jwt.utils import base64url_decode
 
     rt = setup["tokens"]["refresh_token"]
     assert rt.startswith("tessera_rt_")
     pepper_id, random_part = rt[len("tessera_rt_") :].split("_", 1)
     assert pepper_id
-    assert len(b64url_decode(random_part)) == 32
+    assert len(base64url_decode(random_part)) == 32
 
 
 def test_access_token_from_password_grant_carries_family_as_sid(setup):

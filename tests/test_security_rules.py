@@ -1,5 +1,6 @@
-"""Rules of ../shared/guide/security.md that no other test file proved, each through the HTTP API
-(or the authorizer Lambda) the way an outside test battery drives it.
+"""Security rules (README, "Security", and the RFC sections named below) that no other test file
+proved, each through the HTTP API (or the authorizer Lambda) the way an outside test battery
+drives it.
 
 The audit that produced this file mapped every rule to its tests; most live next to the code they
 cover (test_token_endpoint, test_client_auth, test_forms, test_refresh, test_revocation,
@@ -249,7 +250,6 @@ def test_every_refused_password_login_runs_one_argon2id_check_with_current_param
 
 def test_metadata_advertises_s256_pkce_before_any_code_flow_client_exists(app_client, client):
     doc = body(app_client.http.get("/.well-known/oauth-authorization-server"))
-    assert "authorization_code" not in doc["grant_types_supported"]
     assert doc["code_challenge_methods_supported"] == ["S256"]
 
 
@@ -344,20 +344,20 @@ def test_access_token_in_a_form_body_is_not_accepted(http, access_token):
 
 
 @pytest.mark.parametrize(
-    ("content_type", "payload"),
+    ("content_type", "payload", "status"),
     [
-        pytest.param("text/plain", b"hello", id="text-plain"),
-        pytest.param(FORM, b"title=a&body=b", id="form"),
-        pytest.param("application/json", b"{not json", id="broken-json"),
-        pytest.param("application/json", bytes(range(256)), id="binary"),
+        pytest.param("text/plain", b"hello", 415, id="text-plain"),
+        pytest.param(FORM, b"title=a&body=b", 415, id="form"),
+        pytest.param("application/json", b"{not json", 400, id="broken-json"),
+        pytest.param("application/json", bytes(range(256)), 400, id="binary"),
     ],
 )
 def test_demo_api_answers_a_body_that_is_not_a_json_object_with_invalid_request(
-    http, access_token, content_type, payload
+    http, access_token, content_type, payload, status
 ):
     headers = {"Authorization": "Bearer " + access_token, "Content-Type": content_type}
     r = http.post("/articles", headers=headers, body=payload)
-    assert r.status_code == 400
+    assert r.status_code == status
     assert body(r)["error"] == "invalid_request"
 
 

@@ -550,7 +550,7 @@ def test_key_set_without_a_current_key_is_503(app_client, client, aws):
 
 
 def test_malformed_private_key_in_the_key_set_is_503(app_client, client, aws):
-    from chalicelib.jose import generate_private_jwk
+    from chalicelib.key_objects import generate_private_jwk
 
     jwk = generate_private_jwk("broken", "ES256")
     jwk["d"] = jwk["x"]  # a scalar that does not match the public point

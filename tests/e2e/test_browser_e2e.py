@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -147,48 +148,124 @@ def browser() -> Iterator[Any]:
         driver.quit()
 
 
+# Chromium's answers when an element belongs to a document that a navigation has replaced (or is
+# replacing): the element is gone, find it again. Selenium maps only the first to its own type.
+_REPLACED_DOCUMENT = (
+    "stale element",
+    "does not belong to the document",
+    "no node with given id",
+    "cannot find context with specified id",
+    "node is detached from document",
+)
+
+
+def _document_replaced(exc: Exception) -> bool:
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
+
+    if isinstance(exc, StaleElementReferenceException | NoSuchElementException):
+        return True
+    message = str(getattr(exc, "msg", None) or exc).lower()
+    return isinstance(exc, WebDriverException) and any(m in message for m in _REPLACED_DOCUMENT)
+
+
 class Pages:
-    """The few things the test does with a page: read, fill, submit, photograph."""
+    """The few things the test does with a page: read, fill, submit, photograph.
+
+    Navigation-safe: every action waits for the current document to finish loading, finds its
+    elements afresh (an element is never kept across a navigation), and is retried, within
+    PAGE_WAIT_S, when Chromium reports that the document it was looking at has been replaced.
+    """
 
     def __init__(self, driver: Any) -> None:
         self.driver = driver
 
+    def _retry[T](self, action: Callable[[], T]) -> T:
+        deadline = time.monotonic() + PAGE_WAIT_S
+        while True:
+            try:
+                return action()
+            except Exception as exc:
+                if not _document_replaced(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
+
+    def settle(self) -> None:
+        """Wait until the current document has loaded completely."""
+        _wait_for(
+            self.driver,
+            lambda d: (
+                self._retry(lambda: d.execute_script("return document.readyState")) == "complete"
+            ),
+        )
+
+    def _find(self, by: str, value: str) -> Any:
+        return self.driver.find_element(by, value)
+
     def open(self, url: str) -> None:
         self.driver.get(url)
+        self.settle()
 
     @property
     def title(self) -> str:
-        return str(self.driver.title)
+        self.settle()
+        return self._retry(lambda: str(self.driver.title))
 
     @property
     def text(self) -> str:
         from selenium.webdriver.common.by import By
 
-        return str(self.driver.find_element(By.TAG_NAME, "body").text)
+        self.settle()
+        return self._retry(lambda: str(self._find(By.TAG_NAME, "body").text))
 
     def fill(self, field_id: str, value: str) -> None:
         from selenium.webdriver.common.by import By
 
-        element = self.driver.find_element(By.ID, field_id)
-        element.clear()
-        element.send_keys(value)
+        def fill_once() -> None:
+            element = self._find(By.ID, field_id)  # found anew on every attempt
+            element.clear()
+            element.send_keys(value)
+
+        self.settle()
+        self._retry(fill_once)
 
     def click(self, css: str) -> None:
-        """Click a submit button and wait until the next page has replaced this one."""
+        """Click a submit button and wait until the next page has replaced this one and loaded."""
         from selenium.webdriver.common.by import By
-        from selenium.webdriver.support import expected_conditions
-        from selenium.webdriver.support.ui import WebDriverWait
 
-        old = self.driver.find_element(By.TAG_NAME, "html")
-        self.driver.find_element(By.CSS_SELECTOR, css).click()
-        WebDriverWait(self.driver, PAGE_WAIT_S).until(expected_conditions.staleness_of(old))
+        self.settle()
+        old = self._retry(lambda: self._find(By.TAG_NAME, "html"))
+        try:
+            self._retry(lambda: self._find(By.CSS_SELECTOR, css)).click()
+        except Exception as exc:
+            # The click may report the replaced document when the navigation it started wins
+            # the race; anything else is a real failure.
+            if not _document_replaced(exc):
+                raise
+        _wait_for(self.driver, lambda _: self._gone(old))
+        self.settle()
+
+    @staticmethod
+    def _gone(element: Any) -> bool:
+        try:
+            element.tag_name  # noqa: B018 - any call on a replaced document's element fails
+        except Exception as exc:
+            if _document_replaced(exc):
+                return True
+            raise
+        return False
 
     def has(self, css: str) -> bool:
         from selenium.webdriver.common.by import By
 
-        return bool(self.driver.find_elements(By.CSS_SELECTOR, css))
+        self.settle()
+        return self._retry(lambda: bool(self.driver.find_elements(By.CSS_SELECTOR, css)))
 
     def shot(self, name: str, width: int = 1280, height: int = 900) -> Path:
+        self.settle()
         self.driver.set_window_size(width, height)
         path = ARTIFACTS / f"{name}.png"
         assert self.driver.save_screenshot(str(path)), f"no screenshot {path}"
@@ -435,3 +512,16 @@ def test_browser_follows_the_redirect_to_a_private_use_scheme_after_consent(
     )
     assert token["refresh_token"].startswith("tessera_rt_")
     browser.get("about:blank")
+
+
+def test_missing_browser_skips_with_the_command_that_installs_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import tests.e2e.test_browser_e2e as module
+
+    monkeypatch.setattr(module, "CHROMEDRIVER", str(tmp_path / "chromedriver"))
+    reason = _missing_browser()
+    assert reason is not None
+    assert "chromium-driver is not installed" in reason
+    assert "make browser" in reason
+    assert "apt-get install -y chromium chromium-driver" in reason

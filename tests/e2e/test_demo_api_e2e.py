@@ -15,12 +15,13 @@ from oauthlib.oauth2 import BackendApplicationClient
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
-from chalicelib import access_tokens, jose, keys
+from chalicelib import access_tokens, key_objects, keys
 from tests.e2e.conftest import LocalStack
 
 pytestmark = pytest.mark.e2e
 
 ALL = "people:read articles:read articles:write"
+PASSWORD = "correct horse battery staple"
 CHALLENGE = 'Bearer realm="tessera"'
 TIMEOUT = 30
 
@@ -99,6 +100,80 @@ def test_no_token_gets_401_with_a_bare_challenge(local_stack):
     assert r.headers["WWW-Authenticate"] == CHALLENGE
 
 
+def test_no_token_gets_a_json_body_in_the_error_shape(local_stack):
+    r = _get(local_stack, "/people")
+    assert r.status_code == 401
+    assert r.headers["Content-Type"] == "application/json"
+    assert set(r.json()) == {"error_description"}  # RFC 6750 §3.1: no error code
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/nothing-here"), ("DELETE", "/people")])
+def test_unknown_route_gets_404_not_found_in_json(local_stack, full_token, method, path):
+    r = requests.request(
+        method,
+        local_stack.base_url + path,
+        headers={"Authorization": f"Bearer {full_token}"},
+        timeout=TIMEOUT,
+    )
+    assert r.status_code == 404
+    assert r.json()["error"] == "not_found"
+
+
+def test_article_body_that_is_not_json_gets_415(local_stack, full_token):
+    r = requests.post(
+        local_stack.base_url + "/articles",
+        data="title=t&body=b",
+        headers={"Authorization": f"Bearer {full_token}", "Content-Type": "text/plain"},
+        timeout=TIMEOUT,
+    )
+    assert r.status_code == 415
+    assert r.json()["error"] == "invalid_request"
+
+
+def test_revoked_access_token_is_refused_by_the_demo_api(local_stack):
+    # The local stage checks revocation at the authorizer, like dev and prod.
+    client = _client(local_stack, "people:read")
+    token = _token(local_stack, client)
+    assert _get(local_stack, "/people", token).status_code == 200
+    revoked = requests.post(
+        local_stack.base_url + "/oauth2/revoke",
+        data={"token": token},
+        auth=HTTPBasicAuth(client["client_id"], client["client_secret"]),
+        timeout=TIMEOUT,
+    )
+    assert revoked.status_code == 200
+    r = _get(local_stack, "/people", token)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == CHALLENGE + ', error="invalid_token"'
+
+
+def test_access_token_of_a_revoked_refresh_token_is_refused_by_the_demo_api(local_stack):
+    client = local_stack.admin_json(
+        "client", "create", "--name", local_stack.unique("family"),
+        "--grant-types", "password,refresh_token", "--scope", "people:read",
+    )  # fmt: skip
+    username = local_stack.unique("carol")
+    local_stack.admin_json("user", "create", "--username", username, input=PASSWORD + "\n")
+    auth = HTTPBasicAuth(client["client_id"], client["client_secret"])
+    login = requests.post(
+        local_stack.token_url,
+        data={"grant_type": "password", "username": username, "password": PASSWORD},
+        auth=auth,
+        timeout=TIMEOUT,
+    )
+    assert login.status_code == 200, login.text
+    tokens = login.json()
+    assert _get(local_stack, "/people", tokens["access_token"]).status_code == 200
+    revoked = requests.post(
+        local_stack.base_url + "/oauth2/revoke",
+        data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token"},
+        auth=auth,
+        timeout=TIMEOUT,
+    )
+    assert revoked.status_code == 200
+    assert _get(local_stack, "/people", tokens["access_token"]).status_code == 401
+
+
 def test_tampered_token_gets_401_invalid_token(local_stack, full_token):
     header, payload, signature = full_token.split(".")
     tampered = f"{header}.{payload}.{signature[:-4]}AAAA"
@@ -118,7 +193,7 @@ def test_expired_token_gets_401_invalid_token(local_stack):
     raw = sm.get_secret_value(SecretId="tessera/local/signing-keys")["SecretString"]
     current = next(e for e in keys.parse_key_set(raw) if e.state == "current")
     token, _ = access_tokens.issue(
-        jose.load_signing_key(current.jwk),
+        key_objects.load_signing_key(current.jwk),
         issuer=local_stack.base_url,
         audience=local_stack.audience,
         subject="someone",

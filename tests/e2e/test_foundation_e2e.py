@@ -1,11 +1,14 @@
 """Issue 2's promise, end to end: from ``make local``'s stack, the admin command and a real OAuth
 client library, to tokens that verify against the served JWKS (RFC 9068 claims, RFC 7517 keys).
 
-The tokens are checked with PyJWT, an implementation independent of ours (chalicelib.jose).
+The tokens are checked the way a resource server would, from the JWKS URL: with PyJWT's
+``PyJWKClient`` (the library Tessera itself signs with) and with two implementations independent of
+it, joserfc and Authlib's JOSE module.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import jwt
@@ -112,6 +115,47 @@ def test_password_token_from_oauth2session_verifies_against_jwks(
     header, claims = _verified_claims(local_stack, token["access_token"])
     _assert_rfc9068(header, claims, local_stack, client["client_id"])
     assert claims["sub"] == registered["user"]["user_id"]
+
+
+def test_token_verifies_from_the_jwks_url_with_joserfc_and_authlib(
+    local_stack: LocalStack, registered: dict[str, Any]
+) -> None:
+    client = registered["client"]
+    session = OAuth2Session(client=BackendApplicationClient(client_id=client["client_id"]))
+    token = session.fetch_token(
+        token_url=local_stack.token_url,
+        auth=HTTPBasicAuth(client["client_id"], client["client_secret"]),
+    )["access_token"]
+    jwks = requests.get(local_stack.jwks_url, timeout=10).json()
+
+    joserfc_jwt = pytest.importorskip("joserfc.jwt")
+    joserfc_jwk = pytest.importorskip("joserfc.jwk")
+    decoded = joserfc_jwt.decode(token, joserfc_jwk.KeySet.import_key_set(jwks), ["ES256"])
+    assert decoded.header["typ"] == "at+jwt"
+    joserfc_jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": local_stack.base_url},
+        aud={"essential": True, "value": local_stack.audience},
+        exp={"essential": True},
+    ).validate(decoded.claims)
+    assert decoded.claims["client_id"] == client["client_id"]
+
+    from authlib.deprecate import AuthlibDeprecationWarning
+
+    with warnings.catch_warnings():
+        # authlib.jose says to use joserfc: both are checked here.
+        warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+        from authlib.jose import JsonWebKey, JsonWebToken
+
+        claims = JsonWebToken(["ES256"]).decode(
+            token,
+            JsonWebKey.import_key_set(jwks),
+            claims_options={
+                "iss": {"essential": True, "value": local_stack.base_url},
+                "aud": {"essential": True, "value": local_stack.audience},
+            },
+        )
+        claims.validate()
+    assert claims["sub"] == client["client_id"]
 
 
 def test_each_token_has_its_own_jti(local_stack: LocalStack, registered: dict[str, Any]) -> None:

@@ -1,6 +1,7 @@
 """Issue 5 end to end: ``keys rotate`` through the admin command against the local stack changes the
 ``kid`` of newly issued tokens, while tokens issued before keep verifying against the served JWKS
-(checked with PyJWT, independent of our JOSE code) and keep passing the authorizer.
+(checked from the JWKS URL with PyJWT's ``PyJWKClient``, as a resource server would) and keep
+passing the authorizer.
 
 The local stage re-reads keys every 5 s (``TESSERA_KEY_CACHE_TTL``) and its publish delay is 15 s
 (cache 5 s + stale bound 10 s), so ``keys rotate --wait`` waits at most that long for the seeded
