@@ -134,6 +134,7 @@ deploy: $(STAMP)
 		--parameter-overrides $$params --no-fail-on-empty-changeset
 	$(PY) -m infra.wire --stage $(STAGE) gateway-responses
 	$(PY) -m infra.wire --stage $(STAGE) authorizer-handler
+	$(PY) -m infra.wire --stage $(STAGE) authorizer-callers
 	$(PY) -m infra.wire --stage $(STAGE) throttles
 
 # Single-stack path: the artifact of `make package`, uploaded to BUCKET and deployed as STACK_NAME

@@ -607,11 +607,13 @@ def _deployed(tmp_path: Path, stage: str, resources: list[dict[str, Any]]) -> Pa
 
 def test_infra_stack_is_wired_to_the_deployed_rotation_function_and_api(tmp_path: Path) -> None:
     arn = "arn:aws:lambda:us-east-1:123456789012:function:tessera-dev-rotate_keys"
+    auth = "arn:aws:lambda:us-east-1:123456789012:function:tessera-dev-tessera_authorizer"
     project = _deployed(
         tmp_path,
         "dev",
         [
             {"name": "rotate_keys", "resource_type": "lambda_function", "lambda_arn": arn},
+            {"name": "tessera_authorizer", "resource_type": "lambda_function", "lambda_arn": auth},
             {"name": "rest_api", "resource_type": "rest_api", "rest_api_id": "a1b2c3"},
         ],
     )
@@ -622,6 +624,7 @@ def test_infra_stack_is_wired_to_the_deployed_rotation_function_and_api(tmp_path
         "DomainName=auth-dev.example.com",  # TESSERA_ISSUER's host: chalice deploy's issuer
         "CertificateArn=arn:aws:acm:us-east-1:1:certificate/x",
         f"RotationFunctionArn={arn}",
+        f"AuthorizerFunctionArn={auth}",
         "RestApiId=a1b2c3",
         "ApiStage=api",
         "ApiName=tessera",
