@@ -70,6 +70,7 @@ class Settings(NamedTuple):
     cookie_secure: bool
     aws_client: str = "botocore"
     password_grant: bool = False
+    signing_alg: str = "ES256"
 
     @property
     def token_endpoint(self) -> str:
@@ -121,6 +122,9 @@ def settings() -> Settings:
         aws_client=_choice("TESSERA_AWS_CLIENT", AWS_CLIENTS, "botocore"),
         # Off unless the stage turns it on: RFC 9700 §2.4 says the grant must not be used.
         password_grant=_bool("TESSERA_PASSWORD_GRANT", False),
+        # The algorithm of the keys rotation creates (chalicelib.rotation): a stage switches by
+        # rotating, each key keeps its own. RS256 lets HTTP APIs' JWT authorizers verify tokens.
+        signing_alg=_choice("TESSERA_SIGNING_ALG", _lower(SIGNING_ALGS), "es256").upper(),
     )
 
 
@@ -136,6 +140,12 @@ def demo_enabled() -> bool:
 # moto's mock_aws intercepts) or the standard-library client (chalicelib.aws_lite, the deployed
 # stages and the local stack). The admin CLI and the rotation function always use botocore.
 AWS_CLIENTS = ("botocore", "lite")
+# Signing algorithms a stage may choose (chalicelib.key_objects supports exactly these).
+SIGNING_ALGS = ("ES256", "RS256")
+
+
+def _lower(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(n.lower() for n in names)
 
 
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:

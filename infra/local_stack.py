@@ -153,6 +153,19 @@ Ctrl-C stops everything.
 """
 
 
+def signing_alg() -> str:
+    """The local stage's TESSERA_SIGNING_ALG (this process's environment first, as for the
+    app): the algorithm of the seeded keys."""
+    from chalicelib.config import SIGNING_ALGS
+    from infra.local_attached import tessera_env
+
+    alg = os.environ.get("TESSERA_SIGNING_ALG") or tessera_env(STAGE).get("TESSERA_SIGNING_ALG")
+    alg = (alg or "ES256").upper()
+    if alg not in SIGNING_ALGS:
+        raise StackError(f"TESSERA_SIGNING_ALG must be one of {', '.join(SIGNING_ALGS)}")
+    return alg
+
+
 def start_attached(project: Path, port: int, api: str) -> subprocess.Popen[bytes]:
     """Another Chalice app behind Tessera's authorizer (infra.local_attached), with this process's
     environment: the emulator, the issuer, the fake credentials."""
@@ -238,7 +251,7 @@ def run() -> None:
         point_process_at(endpoint, issuer=api)
         session = boto3.Session(region_name=REGION)  # endpoint and credentials from the env
         provision(session, STAGE)
-        seed_all(session, STAGE)
+        seed_all(session, STAGE, alg=signing_alg())
         write_state(state_file, endpoint, api, issuer=api)
         orders = start_attached(ORDERS_DIR, orders_port, ORDERS_LOCAL_API)
         try:

@@ -24,7 +24,9 @@ DEMO_RULES = Path(__file__).with_name("demo-rules.json")
 LOCAL_DEMO_API = "tessera-demo/api"
 
 
-def seed_secrets(session: Any, stage: str, now: int | None = None) -> None:
+def seed_secrets(session: Any, stage: str, now: int | None = None, alg: str = "ES256") -> None:
+    """A first signing-key set (``current`` and ``next`` keys of ``alg``, the stage's
+    ``TESSERA_SIGNING_ALG``) and pepper, where the sets are empty."""
     sm = session.client("secretsmanager")
     at = int(now if now is not None else time.time())
     seed_pepper(sm, stage, at)
@@ -32,7 +34,7 @@ def seed_secrets(session: Any, stage: str, now: int | None = None) -> None:
     current = sm.get_secret_value(SecretId=private_id)["SecretString"]
     if parse_key_set(current):
         return
-    private, public = bootstrap_key_sets(at)
+    private, public = bootstrap_key_sets(at, alg)
     sm.put_secret_value(SecretId=private_id, SecretString=private)
     sm.put_secret_value(SecretId=f"tessera/{stage}/public-keys", SecretString=public)
 
@@ -73,8 +75,9 @@ def seed_all(
     stage: str,
     now: int | None = None,
     demo_apis: Iterable[str] = (LOCAL_DEMO_API,),
+    alg: str = "ES256",
 ) -> None:
     """Everything a new local stack needs beyond the template's resources (idempotent)."""
-    seed_secrets(session, stage, now)
+    seed_secrets(session, stage, now, alg)
     seed_demo(session, stage)
     seed_demo_rules(session, stage, demo_apis, now)

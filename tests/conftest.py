@@ -81,12 +81,13 @@ def clock() -> FakeClock:
     return FakeClock(T0)
 
 
-# moto's backends of a provisioned and seeded world, per (stage, seed time): see _provisioned_world.
-_WORLDS: dict[tuple[str, int], list[tuple[Any, str, dict[str, Any]]]] = {}
+# moto's backends of a provisioned and seeded world, per (stage, seed time, key algorithm): see
+# _provisioned_world.
+_WORLDS: dict[tuple[str, int, str], list[tuple[Any, str, dict[str, Any]]]] = {}
 _REGION = "us-east-1"
 
 
-def _provisioned_world(session: boto3.Session, now: int) -> None:
+def _provisioned_world(session: boto3.Session, now: int, alg: str = "ES256") -> None:
     """Fill the active (empty) ``mock_aws`` world: the template's resources, seeded secrets and the
     demo API's authorizer rules.
 
@@ -101,12 +102,12 @@ def _provisioned_world(session: boto3.Session, now: int) -> None:
     from moto.core.base_backend import BackendDict
     from moto.core.models import MockAWS
 
-    key = (STAGE, now)
+    key = (STAGE, now, alg)
     saved = _WORLDS.get(key)
     outermost = MockAWS._nested_count == 1  # else the world is not empty: no copy of it
     if saved is None or not outermost or os.environ.get("TESSERA_TEST_FRESH_WORLD") == "1":
         provision(session, STAGE)
-        seed_secrets(session, STAGE, now=now)
+        seed_secrets(session, STAGE, now=now, alg=alg)
         seed_demo_rules(session, STAGE, DEMO_APIS, now=now)
         if not outermost:
             return
@@ -122,10 +123,23 @@ def _provisioned_world(session: boto3.Session, now: int) -> None:
 
 
 @pytest.fixture
-def aws(env: dict[str, str], clock: FakeClock) -> Iterator[boto3.Session]:
+def signing_alg() -> str:
+    """The stage's TESSERA_SIGNING_ALG, and the algorithm of the seeded keys. A module may
+    override it with params (tests/test_rotation.py runs every case for both algorithms)."""
+    return "ES256"
+
+
+@pytest.fixture
+def aws(
+    env: dict[str, str],
+    clock: FakeClock,
+    signing_alg: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[boto3.Session]:
+    monkeypatch.setenv("TESSERA_SIGNING_ALG", signing_alg)
     with mock_aws():
         session = boto3.Session(region_name=_REGION)
-        _provisioned_world(session, int(clock.now()))
+        _provisioned_world(session, int(clock.now()), signing_alg)
         services.set_clock(clock)
         yield session
         services.set_clock(clock)  # also resets every cached service

@@ -11,7 +11,7 @@ answered (cache 'route'). Checked on hand-picked cases and on generated rule set
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from chalicelib import api_rules
@@ -284,7 +284,7 @@ def test_token_policy_allows_exactly_the_routes_the_scopes_permit(lines, scopes,
         assert allows(policy, method, path) == expected, (method, path, policy)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(routes(), st.lists(st.tuples(methods, paths), max_size=12), st.data())
 def test_route_policy_allows_exactly_the_route_it_answers(lines, calls, data):
     rules = valid_subset(lines, "route")
