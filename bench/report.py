@@ -470,7 +470,8 @@ METHOD = """## Method
 NOTES = """## Targets missed: why, and what would fix them
 
 - **Cold start, authorizer (~2.2-2.8x the bare app).** Its first event must read the public key
-  set (Secrets Manager) and, as deployed, check revocation (DynamoDB): two HTTPS calls. The
+  set (Secrets Manager), the attached APIs' rules and, as deployed, the revocation check
+  (DynamoDB, the two on one kept-alive connection): two HTTPS connections. The
   standard library alone pays ~45-55 ms for that in this run (the HTTPS floor row: `ssl`, ~20 ms
   of it to load the system's CA bundle, two handshakes), more than the whole bare app (~26-44 ms),
   whose first event answers from memory. Net of that floor the authorizer is at or below 1x the
