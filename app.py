@@ -11,11 +11,12 @@ from typing import Any
 
 from chalice.app import AuthRequest, Chalice, Response
 
-from chalicelib import http, services
+from chalicelib import http, services, telemetry
 from chalicelib.api_rules import AUTHORIZER_CACHE_TTL
 from chalicelib.config import demo_enabled
 
-app = Chalice(app_name="tessera")
+# Our log lines are JSON with the invocation's request id (chalicelib.telemetry), not Chalice's.
+app = Chalice(app_name="tessera", configure_logs=False)
 app.debug = False  # no tracebacks in 500 bodies, ever
 
 _ANY = ["*/*"]  # we check the content type ourselves, so errors are OAuth JSON, not Chalice's 415
@@ -24,10 +25,12 @@ _ALL_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"]  # a
 
 @app.middleware("http")
 def request_log(event: Any, get_response: Any) -> Any:
-    """One JSON line per request (chalicelib.audit): never a token, secret or password."""
+    """One JSON line per request (chalicelib.audit): never a token, secret or password; the
+    request is one invocation (chalicelib.telemetry: request id, cold start, its metrics)."""
     from chalicelib import audit
 
-    return audit.log_request(event, get_response)
+    with telemetry.Invocation(event.lambda_context):
+        return audit.log_request(event, get_response)
 
 
 # --- OAuth 2.0 endpoints ------------------------------------------------------------------
@@ -194,7 +197,8 @@ def tessera_authorizer(auth_request: AuthRequest) -> dict[str, Any]:
     """
     from chalicelib import authorizer
 
-    return authorizer.handle(auth_request.token, auth_request.method_arn)
+    with telemetry.Invocation(None):  # Chalice does not pass the Lambda context on
+        return authorizer.handle(auth_request.token, auth_request.method_arn)
 
 
 # The demo API exists only in stages whose TESSERA_DEMO is on (local, dev): Chalice builds the
@@ -245,9 +249,15 @@ if demo_enabled():
 
 
 @app.lambda_function(name="rotate_keys")
+@telemetry.lambda_entry
 def rotate_keys(event: dict[str, Any], context: Any) -> None:
     """Secrets Manager rotation of the signing keys and the pepper (chalicelib.rotation)."""
     from chalicelib import aws, rotation
     from chalicelib.config import settings
 
-    rotation.handle_event(event, aws.client("secretsmanager"), services.clock(), settings())
+    try:
+        rotation.handle_event(event, aws.client("secretsmanager"), services.clock(), settings())
+    except Exception as exc:  # Secrets Manager retries the step; the alarm watches the count
+        telemetry.rotation_failed(event, exc)
+        raise
+    telemetry.count("RotationStep", event["Step"])

@@ -9,6 +9,10 @@ Two kinds of line, both from here so their shape is decided in one place:
   ``access_token_revoked``, ``code_reuse``, ``lockout``, ``login_refused``, ``user_unlocked``,
   ``key_rotated`` — through ``event()``.
 
+Both carry the invocation's ``function_request_id`` (Lambda's request id; ``request_id`` of a
+request line is API Gateway's) and ``cold_start`` (chalicelib.telemetry), and are written
+whatever ``TESSERA_LOG_LEVEL`` says: they are the record of what happened.
+
 Logging policy: never a token, secret, password or raw Authorization header. Identify tokens
 by ``jti`` or family id, users by id (or a hash prefix of the username, see ``login_guard``),
 clients by id. Values that come from the request (client id, grant type) are logged only when
@@ -25,6 +29,8 @@ import sys
 import time
 from collections.abc import Callable
 from typing import Any
+
+from chalicelib import telemetry
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
 _GRANT_TYPES = frozenset({"client_credentials", "password", "refresh_token", "authorization_code"})
@@ -52,28 +58,20 @@ ALLOWED_FIELDS = frozenset(
 )
 
 
-_stream = "stdout"
-
-
 def to_stderr() -> None:
     """Command-line tools (the admin command): stdout is their result, audit lines go to stderr."""
-    global _stream
-    _stream = "stderr"
+    to_stream("stderr")
 
 
 def to_stdout() -> None:
-    global _stream
-    _stream = "stdout"
+    to_stream("stdout")
 
 
 def to_stream(name: str) -> str:
     """Send the lines to ``"stdout"`` (Lambda), ``"stderr"`` or nowhere (``"off"``: the admin
-    command unless asked, whose operator has no use for JSON lines); returns the previous one."""
-    global _stream
-    if name not in {"stdout", "stderr", "off"}:
-        raise ValueError(name)
-    previous, _stream = _stream, name
-    return previous
+    command unless asked, whose operator has no use for JSON lines); returns the previous one.
+    The other JSON lines of the process (chalicelib.telemetry) go the same way."""
+    return telemetry.use_stream(name)
 
 
 class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -84,7 +82,7 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     @property
     def stream(self) -> Any:
-        return getattr(sys, _stream)
+        return telemetry.stream()
 
     @stream.setter
     def stream(self, _value: Any) -> None:
@@ -103,8 +101,9 @@ def _logger() -> logging.Logger:
 
 
 def _emit(record: dict[str, Any]) -> None:
-    if _stream == "off":
+    if telemetry.stream() is None:
         return
+    record.update(telemetry.fields())
     try:
         line = json.dumps(record, separators=(",", ":"), sort_keys=True, default=str)
     except (TypeError, ValueError):  # pragma: no cover - only str/int/bool values are passed
@@ -178,6 +177,8 @@ def log_request(request: Any, get_response: Callable[[Any], Any]) -> Any:
         client_id, grant_type = _request_facts(request)
         context = getattr(request, "context", None) or {}
         path = context.get("resourcePath") or getattr(request, "path", None)
+        error = _error_code(response) if response is not None else "server_error"
+        telemetry.count_answer(path, status, error, grant_type)
         _emit(
             {
                 "log": "request",
@@ -188,7 +189,7 @@ def log_request(request: Any, get_response: Callable[[Any], Any]) -> Any:
                 "grant_type": grant_type,
                 "status": status,
                 "outcome": outcome(status),
-                "error": _error_code(response) if response is not None else "server_error",
+                "error": error,
                 "latency_ms": elapsed,
             }
         )

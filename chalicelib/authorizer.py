@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
-from chalicelib import access_tokens, api_rules
+from chalicelib import access_tokens, api_rules, telemetry
 from chalicelib.api_rules import RulesError, RuleSet, Statements, Template
 from chalicelib.clock import Clock
 from chalicelib.key_objects import VerifyingKey
@@ -305,9 +305,12 @@ def handle_event(event: object) -> dict[str, Any]:
     try:
         call = read_event(event)
         result: dict[str, Any] = services.authorizer().answer(call)
+        telemetry.count_authorizer_answer(result)
         return result
     except Unauthorized:
+        telemetry.count("AuthorizerDeny")
         raise
     except Exception as exc:  # any fault denies: never an allow, never the details
         log.error("authorizer fault", extra={"error_type": type(exc).__name__})
+    telemetry.count("AuthorizerError")
     raise AuthorizerUnavailable()

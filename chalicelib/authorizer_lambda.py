@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib import telemetry
 from chalicelib.authorizer import handle_event
 
 
+@telemetry.lambda_entry
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Any authorizer event: the answer, ``Unauthorized`` or ``AuthorizerUnavailable``. An event
     that is not API Gateway's is a 401 or a fault, never an allow."""

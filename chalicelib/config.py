@@ -136,6 +136,31 @@ def demo_enabled() -> bool:
     return _bool("TESSERA_DEMO", False)
 
 
+def stage_name() -> str:
+    """``TESSERA_STAGE`` alone, for what must name the stage even when the other settings are
+    broken (the metrics' ``Stage`` dimension, chalicelib.telemetry)."""
+    return os.environ.get("TESSERA_STAGE", "local")
+
+
+def initialized_ahead() -> bool:
+    """Lambda started this process for provisioned concurrency, not for a waiting request
+    (``AWS_LAMBDA_INITIALIZATION_TYPE``): its first invocation is no cold start."""
+    return os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "provisioned-concurrency"
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level() -> str:
+    """``TESSERA_LOG_LEVEL``: the level of the functions' ``tessera.*`` log lines (default INFO,
+    where the authorizer's rejections and the token endpoint's refusals are written). Read at
+    every invocation by chalicelib.telemetry; request and audit lines are written at any level."""
+    raw = os.environ.get("TESSERA_LOG_LEVEL", "").strip().upper() or "INFO"
+    if raw not in LOG_LEVELS:
+        raise ConfigError(f"TESSERA_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    return raw
+
+
 # How the API handler and the authorizer reach AWS: botocore (chalicelib.aws, the default, what
 # moto's mock_aws intercepts) or the standard-library client (chalicelib.aws_lite, the deployed
 # stages and the local stack). The admin CLI and the rotation function always use botocore.

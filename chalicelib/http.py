@@ -14,6 +14,7 @@ from typing import Any
 
 from chalice.app import Response
 
+from chalicelib import telemetry
 from chalicelib.config import ConfigError
 from chalicelib.errors import OAuthError, ServerError, TemporarilyUnavailable
 from chalicelib.faults import BackendUnavailable
@@ -59,6 +60,7 @@ def oauth_call(handler: Callable[[], Any], *, no_store: bool = True) -> Response
         return error_response(err)
     except BackendUnavailable as exc:
         log.warning("backend unavailable", extra={"service": exc.service, "reason": exc.reason})
+        telemetry.count("BackendUnavailable")
         return error_response(TemporarilyUnavailable())
     except (KeySetError, ConfigError) as exc:
         log.error("deployment fault", extra={"error_type": type(exc).__name__})
@@ -125,6 +127,8 @@ def page_call(handler: Callable[[], Any]) -> Response:
         outcome = handler()
     except (BackendUnavailable, KeySetError, ConfigError) as exc:
         log.warning("page unavailable", extra={"error_type": type(exc).__name__})
+        if isinstance(exc, BackendUnavailable):
+            telemetry.count("BackendUnavailable")
         page = pages.error(
             brand="Tessera",
             title="Temporarily unavailable",

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from chalicelib import telemetry
 from chalicelib.clock import Clock
 from chalicelib.faults import BackendUnavailable
 
@@ -150,6 +151,7 @@ class CachedSecret:
     def _stale(self, now: float, fault: BackendUnavailable) -> str:
         """The last good value while it is younger than ``stale_max``; past that, fail closed."""
         if self._value is not None and now - self._fetched_at < self._stale_max:
+            telemetry.count("KeyCacheStaleFallback")
             return self._value
         raise fault
 

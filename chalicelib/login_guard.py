@@ -185,11 +185,12 @@ class LoginGuard:
         if reason:
             passwords.verify_password("", None)  # the same time as a wrong password
             self._record(username, source, now, failure=False)
-            from chalicelib import audit
+            from chalicelib import audit, telemetry
 
             audit.event(
                 "login_refused", user=subject_hint(username), client_id=client_id, reason=reason
             )
+            telemetry.count("Lockouts")
             raise InvalidGrant(BAD_CREDENTIALS)
         return GuardedAttempt(
             username=username,

@@ -41,7 +41,7 @@ import logging
 import secrets
 from typing import Protocol
 
-from chalicelib import audit
+from chalicelib import audit, telemetry
 from chalicelib.clients import Client
 from chalicelib.errors import InvalidGrant, InvalidScope, TemporarilyUnavailable
 from chalicelib.grant_store import (
@@ -239,6 +239,8 @@ class RefreshTokens:
                 client_id=client_id,
                 reason=reason,
             )
+            if reason == "reuse":
+                telemetry.count("RefreshReuseDetected")
 
     # -- internals ---------------------------------------------------------------------------
 

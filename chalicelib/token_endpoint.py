@@ -326,14 +326,6 @@ class TokenEndpoint:
         }
         if refresh is not None and refresh.token is not None:
             body["refresh_token"] = refresh.token
-        log.info(
-            "token issued",
-            extra={
-                "jti": claims["jti"],
-                "client_id": client.client_id,
-                "family": claims.get("sid"),
-            },
-        )
         audit.event(
             "token_issued",
             jti=claims["jti"],
