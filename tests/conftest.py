@@ -27,10 +27,10 @@ ISSUER = "https://auth.test.example"
 AUDIENCE = "https://api.test.example"
 T0 = 1_800_000_000.0
 # The demo API as the tests' API Gateway events name it (<api-id>/<stage>). The demo's rules are
-# seeded for it, for the names other tests' events use, for Chalice's own local ARNs (the test
-# client without infra/local_gateway.py) and for the local gateway's name.
+# seeded for it, for the names other tests' events use (bench.events' too), for Chalice's own
+# local ARNs (the test client without infra/local_gateway.py) and for the local gateway's name.
 TEST_API = "a1b2c3d4e5/api"
-DEMO_APIS = (TEST_API, "abcdef1234/api", "ymy8tbxw7b/api", LOCAL_DEMO_API)
+DEMO_APIS = (TEST_API, "abcdef1234/api", "abc123defg/api", "ymy8tbxw7b/api", LOCAL_DEMO_API)
 
 TEST_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
