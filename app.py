@@ -140,31 +140,71 @@ def logout() -> Response:
     )
 
 
+# --- OpenID Connect: userinfo and RP-initiated logout (chalicelib.userinfo, .logout) ------
+
+
+@app.route("/oauth2/userinfo", methods=_ALL_METHODS, content_types=_ANY)
+def userinfo() -> Response:
+    """OIDC Core §5.3 with RFC 6750 answers; any origin may read them (bearer only, no cookie)."""
+    from chalicelib.userinfo import CORS_HEADERS
+
+    request = http.to_oauth_request(app.current_request)
+    if request.method == "OPTIONS":  # CORS preflight: the Authorization header needs one
+        return Response(body="", status_code=204, headers=dict(CORS_HEADERS))
+    response = http.oauth_call(lambda: services.userinfo_endpoint().handle(request))
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
+@app.route("/oauth2/logout", methods=["GET"], content_types=_ANY)
+def end_session() -> Response:
+    """RP-initiated logout (OIDC RP-Initiated Logout 1.0): ends the session, maybe the grant."""
+    req = app.current_request
+    return http.page_call(
+        lambda: services.logout_endpoint().get(
+            http.query_pairs(req), http.page_cookies(req), _now()
+        )
+    )
+
+
+@app.route("/oauth2/logout", methods=["POST"], content_types=_ANY)
+def end_session_form() -> Response:
+    """The same request sent as a form by the app, or the confirmation form of our page."""
+    req = app.current_request
+    return http.page_call(
+        lambda: services.logout_endpoint().post(
+            http.form_pairs(req), http.page_cookies(req), _now()
+        )
+    )
+
+
 # --- Discovery ----------------------------------------------------------------------------
 
 
 @app.route("/.well-known/oauth-authorization-server", methods=["GET"], content_types=_ANY)
 def authorization_server_metadata() -> Response:
-    """RFC 8414 metadata: what the stage supports, the same whichever clients exist."""
+    """RFC 8414 metadata, with the OpenID Provider's members (chalicelib.discovery)."""
     from chalicelib.config import settings
+    from chalicelib.discovery import with_openid
     from chalicelib.metadata import metadata
 
     def build() -> Any:
         s = settings()
-        # No scopes_supported: each attached API defines its scopes in its own rules, which
-        # change as teams register them (RFC 8414 §2 makes the member optional).
-        return metadata(
+        # No API scopes: each attached API defines its own in its rules, which change as teams
+        # register them (RFC 8414 §2 lets a server leave some out); with_openid adds OIDC's.
+        doc = metadata(
             s.issuer, grant_types=list(s.grant_types), revocation=True, introspection=True
         )
+        algs = [key["alg"] for key in services.verifying_keys().jwks()["keys"]]
+        return with_openid(doc, algs)
 
     return http.oauth_call(build, no_store=False)
 
 
 @app.route("/.well-known/openid-configuration", methods=["GET"], content_types=_ANY)
 def openid_configuration() -> Response:
-    """The same RFC 8414 document at the OIDC discovery name (RFC 8414 §5 allows it): API
-    Gateway's native JWT authorizers (HTTP APIs) find ``jwks_uri`` only there. Not an OIDC
-    provider: no ID tokens, no userinfo."""
+    """OpenID Connect Discovery: the same document as RFC 8414's (RFC 8414 §5 allows it). API
+    Gateway's native JWT authorizers (HTTP APIs) find ``jwks_uri`` only here."""
     response: Response = authorization_server_metadata()
     return response
 

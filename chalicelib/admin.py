@@ -97,7 +97,12 @@ def create_client(
     first_party: bool = False,
     redirect_uris: list[str] | None = None,
     now: int | None = None,
+    post_logout_redirect_uris: list[str] | None = None,
+    subject_type: str = "public",
+    sector: str | None = None,
 ) -> dict[str, Any]:
+    from chalicelib import oidc
+
     unknown = [g for g in grant_types if g not in GRANT_TYPES]
     if unknown:
         raise AdminError(f"unknown grant type: {unknown[0]} (choose from {', '.join(GRANT_TYPES)})")
@@ -116,9 +121,18 @@ def create_client(
         check_redirect_uri(uri)
     if "authorization_code" in grant_types and not redirect_uris:
         raise AdminError("authorization_code needs at least one --redirect-uri")
+    for uri in post_logout_redirect_uris or ():
+        check_redirect_uri(uri)
+    if subject_type not in oidc.SUBJECT_TYPES:
+        raise AdminError(f"subject type must be one of {', '.join(oidc.SUBJECT_TYPES)}")
+    if sector is not None and (subject_type != oidc.PAIRWISE or not sector.strip()):
+        raise AdminError("--sector goes with --subject-type pairwise")
+    client_id = new_client_id()
+    if subject_type == oidc.PAIRWISE:
+        sector = sector or oidc.default_sector(client_id, redirect_uris or [])
     secret = None if public else new_client_secret()
     client = Client(
-        client_id=new_client_id(),
+        client_id=client_id,
         name=name,
         grant_types=tuple(dict.fromkeys(grant_types)),
         scopes=tuple(dict.fromkeys(scopes)),
@@ -128,6 +142,9 @@ def create_client(
         first_party=first_party or "password" in grant_types,
         redirect_uris=tuple(redirect_uris or ()),
         created_at=int(now if now is not None else time.time()),
+        post_logout_redirect_uris=tuple(dict.fromkeys(post_logout_redirect_uris or ())),
+        subject_type=subject_type,
+        sector=sector or "",
     )
     try:
         store.create(client)
@@ -158,25 +175,77 @@ def check_redirect_uri(uri: str) -> None:
 
 
 def create_user(
-    store: UserStore, username: str, password: str, *, now: int | None = None
+    store: UserStore,
+    username: str,
+    password: str,
+    *,
+    now: int | None = None,
+    email: str | None = None,
+    email_verified: bool = False,
+    name: str | None = None,
 ) -> dict[str, Any]:
     try:
-        name = normalize_username(username)
+        username = normalize_username(username)
     except InvalidUsername as exc:
         raise AdminError(str(exc)) from exc
     if len(password) < 8:
         raise AdminError("password must be at least 8 characters")
+    check_profile(email, name)
     user = User(
-        username=name,
+        username=username,
         user_id=new_user_id(),
         password_hash=hash_password(password),
         created_at=int(now if now is not None else time.time()),
+        email=email,
+        email_verified=email_verified and email is not None,
+        name=name,
     )
     try:
         store.create(user)
     except UserExists as exc:
-        raise AdminError(f"user already exists: {name}") from exc
+        raise AdminError(f"user already exists: {username}") from exc
     return {"username": user.username, "user_id": user.user_id, "created_at": user.created_at}
+
+
+MAX_EMAIL = 254  # RFC 5321 §4.5.3.1.3 (a path's limit)
+MAX_NAME = 200
+
+
+def check_profile(email: str | None, name: str | None) -> None:
+    """The profile claims (OpenID Connect Core §5.1): an address with one @ and no spaces,
+    a name of printable characters; both within a length limit."""
+    if email is not None:
+        local, at, domain = email.partition("@")
+        if (
+            not (local and at and domain)
+            or "@" in domain
+            or len(email) > MAX_EMAIL
+            or not email.isprintable()
+            or any(c.isspace() for c in email)
+        ):
+            raise AdminError(f"invalid email address: {email!r}")
+    if name is not None and (not name.strip() or len(name) > MAX_NAME or not name.isprintable()):
+        raise AdminError(f"a name is 1-{MAX_NAME} printable characters")
+
+
+def set_profile(
+    store: UserStore,
+    username: str,
+    *,
+    email: str | None,
+    email_verified: bool,
+    name: str | None,
+) -> dict[str, Any]:
+    """Replace a user's profile claims (what the ``profile`` and ``email`` scopes release)."""
+    try:
+        username = normalize_username(username)
+    except InvalidUsername as exc:
+        raise AdminError(str(exc)) from exc
+    check_profile(email, name)
+    verified = email_verified and email is not None
+    if not store.set_profile(username, email=email, email_verified=verified, name=name):
+        raise AdminError(f"no such user: {username}")
+    return {"username": username, "email": email, "email_verified": verified, "name": name}
 
 
 # --- environment --------------------------------------------------------------------------
@@ -255,6 +324,9 @@ def _client_create(args: argparse.Namespace) -> None:
         introspect=args.introspect,
         first_party=args.first_party,
         redirect_uris=args.redirect_uri,
+        post_logout_redirect_uris=args.post_logout_redirect_uri,
+        subject_type=args.subject_type,
+        sector=args.sector,
     )
     secret = result["client_secret"] or "null"
     text = f"client_id:     {result['client_id']}\nclient_secret: {secret}"
@@ -288,8 +360,35 @@ def _client_delete(args: argparse.Namespace) -> None:
 
 def _user_create(args: argparse.Namespace) -> None:
     password = read_password(prompt_twice=True)
-    result = create_user(services.user_store(), args.username, password)
+    result = create_user(
+        services.user_store(),
+        args.username,
+        password,
+        email=args.email,
+        email_verified=args.email_verified,
+        name=args.name,
+    )
     _emit(args, result, f"created user {result['username']} ({result['user_id']})")
+
+
+def _user_profile(args: argparse.Namespace) -> None:
+    result = set_profile(
+        services.user_store(),
+        args.username,
+        email=args.email,
+        email_verified=args.email_verified,
+        name=args.name,
+    )
+    _emit(args, result, "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+def _profile_options(p: argparse.ArgumentParser) -> None:
+    """The OpenID Connect profile claims (chalicelib.oidc) a user may carry."""
+    p.add_argument("--email", help="released with the email scope")
+    p.add_argument(
+        "--email-verified", action="store_true", help="the address was confirmed to be theirs"
+    )
+    p.add_argument("--name", help="full name, released with the profile scope")
 
 
 def _username(raw: str) -> str:
@@ -371,6 +470,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--introspect", action="store_true", help="may introspect any token")
     p.add_argument("--first-party", action="store_true", help="your own app: no consent page")
     p.add_argument("--redirect-uri", action="append", default=[], help="repeatable")
+    p.add_argument(
+        "--post-logout-redirect-uri",
+        action="append",
+        default=[],
+        help="where RP-initiated logout may return (OpenID Connect)",
+    )
+    p.add_argument(
+        "--subject-type",
+        choices=["public", "pairwise"],
+        default="public",
+        help="pairwise: the app sees its own sub for each user (OpenID Connect §8)",
+    )
+    p.add_argument("--sector", help="pairwise apps of one sector see the same sub")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_client_create)
     p = client.add_parser("list", help="id, name, grant types and scope of every client")
@@ -390,8 +502,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p = user.add_parser("create", help="password from stdin, or prompted twice on a terminal")
     p.add_argument("--username", required=True)
+    _profile_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_user_create)
+    p = user.add_parser("profile", help="replace the profile claims (absent options are removed)")
+    p.add_argument("username")
+    _profile_options(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_user_profile)
     for action, run, what in (
         ("disable", _user_disable, "refuse the user's sign-ins; end their sessions and grants"),
         ("delete", _user_delete, "delete the user; their sessions and grants end"),

@@ -30,6 +30,9 @@ class CodeGrant(NamedTuple):
     scope: str
     expires_at: int
     user_epoch: int = 0  # chalicelib.users: the epoch of the session that got the code
+    # OpenID Connect (chalicelib.oidc): the request's nonce and when the user signed in.
+    nonce: str = ""
+    auth_time: int = 0
 
 
 class CodeAlreadyUsed(Exception):
@@ -63,6 +66,8 @@ class CodeStore:
             "scope": grant.scope,
             "expires_at": grant.expires_at,
             "user_epoch": grant.user_epoch,
+            "nonce": grant.nonce or None,  # None: not stored
+            "auth_time": grant.auth_time,
             "used": False,
             table.TTL: grant.expires_at + 86400,  # kept a day so re-use can still be detected
         }
@@ -114,4 +119,6 @@ class CodeStore:
             scope=v["scope"],
             expires_at=int(v["expires_at"]),
             user_epoch=int(v.get("user_epoch", 0)),
+            nonce=str(v.get("nonce") or ""),
+            auth_time=int(v.get("auth_time", 0)),
         )

@@ -9,6 +9,8 @@ the pages in a signed hidden field, so a form cannot change the client, redirect
 challenge, and every form carries a CSRF token (chalicelib.sessions). A session counts only while
 its user may still receive a code (``login.signed_in``: not disabled or deleted since); the code
 carries the user's epoch, and the exchange checks the user again (chalicelib.token_endpoint).
+OpenID Connect's parameters (``nonce``, ``prompt``, ``max_age``, ``id_token_hint``, ...) are read
+and judged by chalicelib.oidc_request; the code keeps the nonce and the sign-in time.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from chalicelib import pages, pkce
+from chalicelib import oidc_request, pages, pkce
 from chalicelib.auth_codes import CODE_TTL, CodeGrant, CodeStore, new_code
 from chalicelib.client_auth import ClientLookup
 from chalicelib.clients import Client
@@ -52,6 +54,12 @@ class AuthRequest:
     scope: str
     state: str | None
     code_challenge: str | None
+    # OpenID Connect (chalicelib.oidc_request): hint_sub is the sub of a verified id_token_hint.
+    nonce: str | None = None
+    prompt: str = ""
+    max_age: int | None = None
+    login_hint: str | None = None
+    hint_sub: str | None = None
 
 
 class _PageError(Exception):
@@ -128,8 +136,10 @@ class AuthorizationEndpoint:
         signer: SessionSigner,
         secure_cookies: bool,
         brand: str = "Tessera",
+        checks: oidc_request.SessionChecks | None = None,
     ) -> None:
         self._s = settings
+        self._checks = checks
         self._clients = clients
         self._users = users
         self._guard = guard
@@ -223,6 +233,10 @@ class AuthorizationEndpoint:
             value, fresh = self._signer.issue(user.user_id, user.username, now, epoch=user.epoch)
             # A new CSRF nonce at sign-in: one planted or seen before it is worth nothing now.
             nonce, set_nonce = csrf_nonce(cookies, secure=self._secure, renew=True)
+            # Signed in for this request: prompt=login, max_age and the hint are satisfied.
+            request = replace(
+                request, prompt=oidc_request.after_sign_in(request.prompt), hint_sub=None
+            )
             outcome = self._continue(client, request, fresh, {**cookies, CSRF_COOKIE: nonce}, now)
             outcome.cookies.append(
                 cookie(SESSION_COOKIE, value, secure=self._secure, max_age=SESSION_TTL)
@@ -235,6 +249,9 @@ class AuthorizationEndpoint:
             if not self._signer.check_csrf(cookies.get(CSRF_COOKIE), fields.get("csrf"), current):
                 return self._expired_form()
             if fields.get("decision") == "allow":
+                if oidc_request.must_sign_in(request.prompt, request.max_age, current, now):
+                    # The consent page stood open past max_age: sign in again first.
+                    return self._login_page(client, request, cookies, now)
                 return self._issue_code(client, request, current, now)
             return self._redirect_error(
                 redirect_uri, "access_denied", "the user denied access", request.state
@@ -289,7 +306,29 @@ class AuthorizationEndpoint:
             scope = resolve_scope(client, params.get("scope"))
         except InvalidScope as exc:
             raise _RedirectError("invalid_scope", exc.description or "invalid scope") from exc
-        return AuthRequest(client.client_id, redirect_uri, scope, params.get("state"), challenge)
+        try:
+            oidc = oidc_request.parse(params)
+        except oidc_request.OidcRequestError as exc:
+            raise _RedirectError(exc.error, exc.description) from exc
+        hint_sub = None
+        if oidc.id_token_hint is not None:
+            hint_sub = (
+                self._checks.hint_subject(oidc.id_token_hint, client) if self._checks else None
+            )
+            if hint_sub is None:
+                raise _RedirectError("invalid_request", "id_token_hint is not an ID token for you")
+        return AuthRequest(
+            client.client_id,
+            redirect_uri,
+            scope,
+            params.get("state"),
+            challenge,
+            nonce=oidc.nonce,
+            prompt=oidc.prompt,
+            max_age=oidc.max_age,
+            login_hint=oidc.login_hint,
+            hint_sub=hint_sub,
+        )
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -301,10 +340,39 @@ class AuthorizationEndpoint:
         cookies: dict[str, str | None],
         now: int,
     ) -> Outcome:
-        if session is None:
+        prompt = oidc_request.prompts(request.prompt)
+        silent = "none" in prompt
+        if session is None or oidc_request.must_sign_in(
+            request.prompt, request.max_age, session, now
+        ):
+            if silent:
+                return self._redirect_error(
+                    request.redirect_uri, "login_required", "the user must sign in", request.state
+                )
             return self._login_page(client, request, cookies, now)
-        if client.first_party:
+        if (
+            request.hint_sub is not None
+            and self._checks is not None
+            and not self._checks.is_subject(request.hint_sub, client, session)
+        ):
+            if silent:
+                return self._redirect_error(
+                    request.redirect_uri,
+                    "interaction_required",
+                    "another user is signed in",
+                    request.state,
+                )
+            return self._login_page(client, request, cookies, now)
+        if client.first_party and "consent" not in prompt:
             return self._issue_code(client, request, session, now)
+        if silent:
+            if self._checks is not None and self._checks.consented(
+                client, session, request.scope, now
+            ):
+                return self._issue_code(client, request, session, now)
+            return self._redirect_error(
+                request.redirect_uri, "consent_required", "the user must consent", request.state
+            )
         nonce, set_cookie = csrf_nonce(cookies, secure=self._secure)
         outcome = pages.consent(
             brand=self._brand,
@@ -337,7 +405,7 @@ class AuthorizationEndpoint:
             csrf=self._signer.csrf_token(nonce, None),
             redirects_to=request.redirect_uri,
             error=error,
-            username=username,
+            username=username or request.login_hint or "",
         ).outcome()
         outcome.cookies.extend(set_cookie)
         return outcome
@@ -367,6 +435,8 @@ class AuthorizationEndpoint:
                 scope=request.scope,
                 expires_at=now + CODE_TTL,
                 user_epoch=session.epoch,
+                nonce=request.nonce or "",
+                auth_time=session.issued_at,
             ),
         )
         params = {"code": code}

@@ -33,6 +33,11 @@ class Client(NamedTuple):
     first_party: bool = False
     redirect_uris: tuple[str, ...] = ()
     created_at: int = 0
+    # OpenID Connect (chalicelib.oidc, .logout): where RP-initiated logout may return to, and
+    # the subject type: "public" (the user id) or "pairwise" (one per sector, a host).
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    subject_type: str = "public"
+    sector: str = ""
 
     @property
     def confidential(self) -> bool:
@@ -58,6 +63,9 @@ class Client(NamedTuple):
             "first_party": self.first_party,
             "redirect_uris": list(self.redirect_uris),
             "created_at": self.created_at,
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "subject_type": self.subject_type,
+            "sector": self.sector,
         }
 
 
@@ -115,6 +123,9 @@ class ClientStore:
             "first_party": client.first_party,
             "redirect_uris": list(client.redirect_uris),
             "created_at": client.created_at,
+            "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+            "subject_type": client.subject_type,
+            "sector": client.sector,
         }
         with aws.translate_faults("dynamodb"):
             try:
@@ -165,6 +176,9 @@ def _from_item(v: dict[str, Any]) -> Client:
         first_party=bool(v.get("first_party", False)),
         redirect_uris=tuple(v.get("redirect_uris", ())),
         created_at=int(v.get("created_at", 0)),
+        post_logout_redirect_uris=tuple(v.get("post_logout_redirect_uris", ())),
+        subject_type=str(v.get("subject_type", "public")),
+        sector=str(v.get("sector", "")),
     )
 
 

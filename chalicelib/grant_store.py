@@ -85,6 +85,7 @@ class Family(NamedTuple):
     revoked_at: int | None = None
     revoked_reason: str | None = None
     user_epoch: int = 0
+    auth_time: int = 0  # OpenID Connect: when the user signed in for this grant (0: not known)
 
 
 class RotateOutcome(enum.Enum):
@@ -161,6 +162,7 @@ def _family_values(f: Family) -> dict[str, Any]:
         "expires": f.expires,
         "revoked": f.revoked,
         "user_epoch": f.user_epoch,
+        "auth_time": f.auth_time or None,
         table.TTL: f.expires + RETENTION,
     }
 
@@ -179,6 +181,7 @@ def _family_from(v: dict[str, Any]) -> Family:
         revoked_at=v.get("revoked_at"),
         revoked_reason=v.get("revoked_reason"),
         user_epoch=int(v.get("user_epoch", 0)),
+        auth_time=int(v.get("auth_time", 0)),
     )
 
 

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import access_tokens
 from chalicelib.client_auth import ClientLookup, authenticate_client
@@ -31,6 +31,9 @@ from chalicelib.forms import OAuthRequest
 from chalicelib.grant_store import ACTIVE
 from chalicelib.refresh_tokens import RefreshTokens, looks_like_refresh_token
 from chalicelib.revocation import Verifiers
+
+if TYPE_CHECKING:
+    from chalicelib.oidc import Subjects
 
 INACTIVE: dict[str, Any] = {"active": False}
 
@@ -45,8 +48,10 @@ class IntrospectionEndpoint:
         refresh: RefreshTokens,
         revocations: access_tokens.RevocationCheck,
         keys: Verifiers,
+        subjects: Subjects | None = None,
     ) -> None:
         self._s = settings
+        self._subjects = subjects  # a pairwise client's refresh tokens name its own sub
         self._clock = clock
         self._clients = clients
         self._refresh = refresh
@@ -108,11 +113,15 @@ class IntrospectionEndpoint:
         family = self._refresh.family(rec.family_id)
         if family is None or family.revoked:
             return dict(INACTIVE)
+        sub = family.user_id
+        client = self._clients.get(family.client_id) if self._subjects is not None else None
+        if client is not None and self._subjects is not None:
+            sub = self._subjects.of(client, family.user_id)  # as its access tokens say
         return {
             "active": True,
             "scope": family.scope,
             "client_id": family.client_id,
-            "sub": family.user_id,
+            "sub": sub,
             "exp": exp,
             "iat": rec.created,
             "iss": self._s.issuer,

@@ -64,6 +64,9 @@ def security_headers(redirects_to: str | None = None) -> dict[str, str]:
 
 # Plain words for the scopes we know; unknown scopes are shown by name.
 SCOPE_WORDS = {
+    "openid": "Know who you are",
+    "profile": "See your name and username",
+    "email": "See your email address",
     "people:read": "See the people directory",
     "articles:read": "Read articles",
     "articles:write": "Write and publish articles",
@@ -209,7 +212,9 @@ def consent(
     redirects_to: str,
 ) -> Page:
     """Allow or deny; either answer redirects to the app (``redirects_to``)."""
-    items = "".join(f"<li>{escape(SCOPE_WORDS.get(s, s))}</li>" for s in scopes) or (
+    known = list(SCOPE_WORDS)  # who you are first, then what the app may do
+    ordered = sorted(scopes, key=lambda s: (known.index(s) if s in known else len(known), s))
+    items = "".join(f"<li>{escape(SCOPE_WORDS.get(s, s))}</li>" for s in ordered) or (
         "<li>Know who you are</li>"
     )
     body = (
@@ -239,6 +244,25 @@ def error(
     if link is not None:
         body += f'<p><a href="{escape(link[0])}">{escape(link[1])}</a></p>'
     return Page(_layout(title, body, brand), status)
+
+
+def logout_confirm(
+    *, brand: str, action: str, fields: dict[str, str], csrf: str, redirects_to: str | None
+) -> Page:
+    """RP-initiated logout when the request alone cannot show it is the user's wish: one button;
+    its answer may redirect to the app's registered post-logout address (``redirects_to``)."""
+    hidden = "".join(_hidden(name, value) for name, value in fields.items())
+    body = (
+        "<h1>Sign out?</h1>"
+        '<p class="muted">An application asked to end your session here.</p>'
+        f'<form method="post" action="{escape(action)}">'
+        + hidden
+        + _hidden("csrf", csrf)
+        + _hidden("step", "confirm")
+        + '<div class="actions"><button type="submit">Sign out</button></div></form>'
+        '<p class="muted">If you did not ask to sign out, close this page.</p>'
+    )
+    return Page(_layout("Sign out", body, brand), redirects_to=redirects_to)
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,6 +149,7 @@ class RefreshTokens:
         epoch: int = 0,
         family_id: str | None = None,
         access_only_until: int | None = None,
+        auth_time: int = 0,
     ) -> IssuedRefresh:
         """A new family and its first token (none with ``access_only_until``: the family then
         ends at that time), if the user may receive it; else ``GrantRefused``. ``family_id`` may
@@ -164,6 +165,7 @@ class RefreshTokens:
             last_used=now,
             expires=now + self._absolute_ttl if access_only_until is None else access_only_until,
             user_epoch=epoch,
+            auth_time=auth_time,
         )
         token = first = None
         if access_only_until is None:

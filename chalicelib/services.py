@@ -186,7 +186,80 @@ def token_endpoint() -> Any:
             guard=login_guard(),
             refresh=refresh_grants() if settings().pepper_secret else None,
             codes=code_store() if settings().pepper_secret else None,
+            id_tokens=id_tokens() if settings().pepper_secret else None,
         ),
+    )
+
+
+# --- OpenID Connect ------------------------------------------------------------------------
+
+
+def subjects() -> Any:
+    """The ``sub`` each client sees (chalicelib.oidc: public, or pairwise per sector)."""
+    from chalicelib.oidc import SectorSalts, Subjects
+
+    return _once(
+        "subjects",
+        lambda: Subjects(SectorSalts(runtime_aws("dynamodb"), settings().table_name)),
+    )
+
+
+def id_tokens() -> Any:
+    from chalicelib.oidc import IdTokens
+
+    s = settings()
+    return _once(
+        "id_tokens",
+        lambda: IdTokens(issuer=s.issuer, lifetime=s.access_token_ttl, subjects=subjects()),
+    )
+
+
+def session_checks() -> Any:
+    """What prompt=none and id_token_hint need (chalicelib.oidc_request)."""
+    from chalicelib.oidc_request import SessionChecks
+
+    return _once(
+        "session_checks",
+        lambda: SessionChecks(
+            issuer=settings().issuer,
+            key_for=signing_keys().verifier,
+            subjects=subjects(),
+            grants=grant_store(),
+        ),
+    )
+
+
+def userinfo_endpoint() -> Any:
+    from chalicelib.userinfo import UserinfoEndpoint
+
+    return _once(
+        "userinfo_endpoint",
+        lambda: UserinfoEndpoint(
+            settings=settings(),
+            clock=_clock,
+            keys=signing_keys(),
+            grants=grant_store(),
+            users=user_store(),
+            clients=cached_clients(),
+            subjects=subjects(),
+        ),
+    )
+
+
+def logout_endpoint() -> Any:
+    """RP-initiated logout (chalicelib.logout). Built per request, like the sign-in pages: it
+    holds the session signer, which follows pepper rotation."""
+    from chalicelib.logout import LogoutEndpoint
+
+    s = settings()
+    return LogoutEndpoint(
+        issuer=s.issuer,
+        key_for=signing_keys().verifier,
+        clients=cached_clients(),
+        subjects=subjects(),
+        grants=refresh_grants(),
+        signer=session_signer(),
+        secure_cookies=s.cookie_secure,
     )
 
 
@@ -218,6 +291,7 @@ def authorization_endpoint() -> Any:
         codes=code_store(),
         signer=session_signer(),
         secure_cookies=s.cookie_secure,
+        checks=session_checks(),
     )
 
 
@@ -306,5 +380,6 @@ def introspection_endpoint() -> Any:
             refresh=refresh_grants(),
             revocations=grant_store(),
             keys=signing_keys(),
+            subjects=subjects(),
         ),
     )

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from chalicelib import access_tokens, audit, pkce
-from chalicelib.auth_codes import CodeAlreadyUsed, CodeStore
+from chalicelib.auth_codes import CodeAlreadyUsed, CodeGrant, CodeStore
 from chalicelib.client_auth import ClientLookup, authenticate_client
 from chalicelib.clients import Client
 from chalicelib.clock import Clock
@@ -37,7 +37,11 @@ from chalicelib.forms import OAuthRequest
 from chalicelib.keys import KeySetError, SigningKeyRing
 from chalicelib.login import BAD_CREDENTIALS, LoginGuard, authenticate
 from chalicelib.scopes import parse_scope, resolve_scope
-from chalicelib.users import UserStore
+from chalicelib.users import UserStore, may_receive
+
+if TYPE_CHECKING:  # OpenID Connect (chalicelib.oidc) is loaded only where it is wired
+    from chalicelib.grant_store import Family
+    from chalicelib.oidc import IdTokens, SignIn
 
 log = logging.getLogger("tessera.token")
 
@@ -80,10 +84,13 @@ class RefreshGrants(Protocol):
         epoch: int = 0,
         family_id: str | None = None,
         access_only_until: int | None = None,
+        auth_time: int = 0,
     ) -> IssuedRefresh:
         """A new grant for a user, if the user may receive it (else ``GrantRefused``). With
         ``access_only_until`` it has no refresh token and ends then (its access token's end)."""
         ...
+
+    def family(self, family_id: str) -> Family | None: ...
 
     def rotate(
         self, *, client: Client, token: str, requested_scope: frozenset[str] | None, now: int
@@ -108,6 +115,7 @@ class TokenEndpoint:
         refresh: RefreshGrants | None = None,
         guard: LoginGuard | None = None,
         codes: CodeStore | None = None,
+        id_tokens: IdTokens | None = None,
     ) -> None:
         self._s = settings
         self._clock = clock
@@ -117,6 +125,7 @@ class TokenEndpoint:
         self._refresh = refresh
         self._guard = guard
         self._codes = codes
+        self._id_tokens = id_tokens
 
     def handle(self, request: OAuthRequest) -> dict[str, Any]:
         if request.method != "POST":
@@ -186,7 +195,8 @@ class TokenEndpoint:
             now=now,
             refused=BAD_CREDENTIALS,
         )
-        return self._respond(client, subject=user.user_id, scope=scope, now=now, refresh=grant)
+        subject = self._subject(client, user.user_id)
+        return self._respond(client, subject=subject, scope=scope, now=now, refresh=grant)
 
     def _authorization_code(self, client: Client, form: dict[str, str], now: int) -> dict[str, Any]:
         """RFC 6749 §4.1.3 with RFC 7636 §4.6: every mismatch is ``invalid_grant``."""
@@ -222,6 +232,10 @@ class TokenEndpoint:
                 raise InvalidGrant("PKCE verification failed")
         elif verifier is not None or client.public:
             raise InvalidGrant("PKCE verification failed")
+        # The user's record and sub are read before the grant is written: the grant's own
+        # check of the user then covers what the ID token says.
+        sign_in = self._sign_in(grant, family_id)
+        subject = self._subject(client, grant.user_id)
         issued = self._grant(
             client,
             subject=grant.user_id,
@@ -231,9 +245,10 @@ class TokenEndpoint:
             now=now,
             family_id=family_id,
             refused=CODE_INVALID,
+            auth_time=grant.auth_time,
         )
         return self._respond(
-            client, subject=grant.user_id, scope=grant.scope, now=now, refresh=issued
+            client, subject=subject, scope=grant.scope, now=now, refresh=issued, sign_in=sign_in
         )
 
     def _refresh_token(self, client: Client, form: dict[str, str], now: int) -> dict[str, Any]:
@@ -246,13 +261,50 @@ class TokenEndpoint:
         rotated = self._refresh.rotate(
             client=client, token=token, requested_scope=requested, now=now
         )
+        # After the rotation committed: a fault reading the grant's sign-in below answers 503,
+        # and the client's retry (inside the retry window) gets the same successor back.
+        sign_in = self._refreshed_sign_in(rotated)
         return self._respond(
             client,
-            subject=rotated.subject,
+            subject=self._subject(client, rotated.subject),
             scope=rotated.scope,
             now=now,
             refresh=IssuedRefresh(rotated.token, rotated.family_id),
+            sign_in=sign_in,
         )
+
+    # -- OpenID Connect (chalicelib.oidc) ------------------------------------------------------
+
+    def _subject(self, client: Client, user_id: str) -> str:
+        """The ``sub`` this client sees for a user: the user id, or its pairwise value."""
+        return self._id_tokens.subject(client, user_id) if self._id_tokens else user_id
+
+    def _sign_in(self, grant: CodeGrant, family_id: str) -> SignIn | None:
+        """The sign-in an ID token describes, if the code's scope asks for one (§3.1.3.3)."""
+        from chalicelib.oidc import SignIn, wants_id_token
+
+        if self._id_tokens is None or not wants_id_token(grant.scope):
+            return None
+        user = self._users.get(grant.username)
+        if user is None or user.user_id != grant.user_id:
+            raise InvalidGrant(CODE_INVALID)
+        return SignIn(user, family_id, grant.auth_time, grant.nonce or None, grant.scope)
+
+    def _refreshed_sign_in(self, rotated: RotatedRefresh) -> SignIn | None:
+        """§12.2: the same sign-in again (its ``auth_time`` and ``sid``), without ``nonce``."""
+        from chalicelib.oidc import SignIn, wants_id_token
+
+        if self._id_tokens is None or not wants_id_token(rotated.scope):
+            return None
+        assert self._refresh is not None
+        family = self._refresh.family(rotated.family_id)
+        user = self._users.get(family.username) if family is not None else None
+        if family is None or not may_receive(user, family.user_id, family.user_epoch):
+            raise InvalidGrant("the refresh token is invalid, expired or revoked")
+        if not family.auth_time:  # not begun by an OpenID sign-in (a password grant)
+            return None
+        assert user is not None
+        return SignIn(user, family.family_id, family.auth_time, None, rotated.scope)
 
     def _grant(
         self,
@@ -265,6 +317,7 @@ class TokenEndpoint:
         now: int,
         refused: str,
         family_id: str | None = None,
+        auth_time: int = 0,
     ) -> IssuedRefresh | None:
         """The grant a user's tokens belong to (a refresh family if the client may refresh),
         written only if the user may still receive it; else ``invalid_grant``."""
@@ -286,6 +339,7 @@ class TokenEndpoint:
                 epoch=epoch,
                 family_id=family_id,
                 access_only_until=access_only_until,
+                auth_time=auth_time,
             )
         except GrantRefused:
             log.info("grant refused", extra={"client_id": client.client_id})
@@ -301,10 +355,12 @@ class TokenEndpoint:
         scope: str,
         now: int,
         refresh: IssuedRefresh | None = None,
+        sign_in: SignIn | None = None,
     ) -> dict[str, Any]:
         try:
+            signer = self._keys.current()
             token, claims = access_tokens.issue(
-                self._keys.current(),
+                signer,
                 issuer=self._s.issuer,
                 audience=self._s.audience,
                 subject=subject,
@@ -314,6 +370,9 @@ class TokenEndpoint:
                 lifetime=self._s.access_token_ttl,
                 family_id=refresh.family_id if refresh else None,
             )
+            id_token = None
+            if sign_in is not None and self._id_tokens is not None:
+                id_token = self._id_tokens.issue(signer, client, sign_in, token, now)
         except (ValueError, TypeError) as exc:
             # A key the secret holds but that cannot sign (bad numbers, wrong length) is a
             # deployment fault like an unreadable set: 503 + Retry-After, never a 500 traceback.
@@ -326,6 +385,8 @@ class TokenEndpoint:
         }
         if refresh is not None and refresh.token is not None:
             body["refresh_token"] = refresh.token
+        if id_token is not None:
+            body["id_token"] = id_token
         audit.event(
             "token_issued",
             jti=claims["jti"],

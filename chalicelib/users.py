@@ -47,6 +47,10 @@ class User(NamedTuple):
     disabled: bool = False
     created_at: int = 0
     epoch: int = 0  # bumped by every disable: see the module docstring
+    # OpenID Connect profile claims (chalicelib.oidc), set with the admin command.
+    email: str | None = None
+    email_verified: bool = False
+    name: str | None = None
 
 
 def user_key(username: str) -> table.Item:
@@ -68,6 +72,9 @@ def user_from_values(v: dict[str, Any]) -> User:
         disabled=bool(v.get("disabled", False)),
         created_at=int(v.get("created_at", 0)),
         epoch=int(v.get("epoch", 0)),
+        email=v.get("email"),
+        email_verified=bool(v.get("email_verified", False)),
+        name=v.get("name"),
     )
 
 
@@ -130,6 +137,9 @@ class UserStore:
             "disabled": user.disabled,
             "created_at": user.created_at,
             "epoch": user.epoch,
+            "email": user.email,
+            "email_verified": user.email_verified,
+            "name": user.name,
         }
         with aws.translate_faults("dynamodb"):
             try:
@@ -143,7 +153,14 @@ class UserStore:
                     raise UserExists(user.username) from exc
                 raise
 
-    def _update_existing(self, username: str, expr: str, values: dict[str, Any]) -> bool:
+    def _update_existing(
+        self,
+        username: str,
+        expr: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        extra = {"ExpressionAttributeNames": names} if names else {}
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.update_item(
@@ -152,6 +169,7 @@ class UserStore:
                     UpdateExpression=expr,
                     ConditionExpression="attribute_exists(pk)",
                     ExpressionAttributeValues={k: table.to_attr(v) for k, v in values.items()},
+                    **extra,
                 )
             except aws.service_errors() as exc:
                 if aws.error_code(exc) == "ConditionalCheckFailedException":
@@ -174,6 +192,23 @@ class UserStore:
 
     def set_password_hash(self, username: str, phc: str) -> bool:
         return self._update_existing(username, "SET password_hash = :h", {":h": phc})
+
+    def set_profile(
+        self, username: str, *, email: str | None, email_verified: bool, name: str | None
+    ) -> bool:
+        """Replace the profile claims (``None`` removes one); False for an unknown user."""
+        sets, removes = ["#v = :v"], []
+        values: dict[str, Any] = {":v": email_verified}
+        for ref, value in (("#e", email), ("#n", name)):
+            if value is None:
+                removes.append(ref)
+            else:
+                sets.append(f"{ref} = :{ref[1:]}")
+                values[":" + ref[1:]] = value
+        expr = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        # Names through placeholders: "name" is a DynamoDB reserved word.
+        names = {"#e": "email", "#v": "email_verified", "#n": "name"}
+        return self._update_existing(username, expr, values, names=names)
 
     def delete(self, username: str) -> bool:
         with aws.translate_faults("dynamodb"):
