@@ -11,6 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 API_PORT ?= 8000
 EMULATOR_PORT ?= 5000
+ORDERS_PORT ?= 8001
 STAGE ?= dev
 # Offline template checks live in their own venv (checkov's pins conflict with the app's).
 TOOLS := .venv-tools
@@ -34,7 +35,7 @@ DEPLOY_SETTINGS = --stage $(STAGE) --domain "$(DOMAIN)" --certificate-arn "$(CER
 .PHONY: help venv local test browser lint bench loadtest package check-infra deploy deploy-stack clean
 
 help:
-	@echo "make local   - start the emulator and the API on http://127.0.0.1:$(API_PORT)"
+	@echo "make local   - start the emulator, the API on http://127.0.0.1:$(API_PORT) and examples/orders on :$(ORDERS_PORT)"
 	@echo "make test    - run the whole test suite"
 	@echo "make browser - chromium + chromium-driver for the browser test (apt-get as root, ~120 MB)"
 	@echo "make lint    - ruff, mypy, bandit and our own rules (scripts/check_rules.py)"
@@ -56,7 +57,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)
 
 local: $(STAMP)
-	API_PORT=$(API_PORT) EMULATOR_PORT=$(EMULATOR_PORT) $(PY) -m infra.local_stack
+	API_PORT=$(API_PORT) EMULATOR_PORT=$(EMULATOR_PORT) ORDERS_PORT=$(ORDERS_PORT) $(PY) -m infra.local_stack
 
 # The browser test (tests/e2e/test_browser_e2e.py) drives Debian's chromium through its own
 # chromedriver; Selenium downloads nothing. Installed here when missing and we are root (about
@@ -88,6 +89,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(PY) -m mypy examples/orders/app.py  # its own run: another project's app.py
 	$(PY) -m bandit -q -r app.py chalicelib -s B101,B105  # asserts narrow types; S105 is ruff's
 	$(PY) scripts/check_rules.py
 
@@ -132,6 +134,7 @@ deploy: $(STAMP)
 		--parameter-overrides $$params --no-fail-on-empty-changeset
 	$(PY) -m infra.wire --stage $(STAGE) gateway-responses
 	$(PY) -m infra.wire --stage $(STAGE) authorizer-handler
+	$(PY) -m infra.wire --stage $(STAGE) authorizer-callers
 	$(PY) -m infra.wire --stage $(STAGE) throttles
 
 # Single-stack path: the artifact of `make package`, uploaded to BUCKET and deployed as STACK_NAME

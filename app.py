@@ -12,8 +12,8 @@ from typing import Any
 from chalice.app import AuthRequest, Chalice, Response
 
 from chalicelib import http, services, telemetry
+from chalicelib.api_rules import AUTHORIZER_CACHE_TTL
 from chalicelib.config import demo_enabled
-from chalicelib.routes_scopes import AUTHORIZER_CACHE_TTL
 
 # Our log lines are JSON with the invocation's request id (chalicelib.telemetry), not Chalice's.
 app = Chalice(app_name="tessera", configure_logs=False)
@@ -187,18 +187,13 @@ def authorization_server_metadata() -> Response:
     from chalicelib.config import settings
     from chalicelib.discovery import with_openid
     from chalicelib.metadata import metadata
-    from chalicelib.routes_scopes import PROTECTED_ROUTES
 
     def build() -> Any:
         s = settings()
+        # No API scopes: each attached API defines its own in its rules, which change as teams
+        # register them (RFC 8414 §2 lets a server leave some out); with_openid adds OIDC's.
         doc = metadata(
-            s.issuer,
-            grant_types=list(s.grant_types),
-            # The scopes the protected routes need (the authorizer's table). Clients may be
-            # registered for others too; RFC 8414 §2 lets a server leave some out.
-            scopes=sorted({rule.scope for rule in PROTECTED_ROUTES}),
-            revocation=True,
-            introspection=True,
+            s.issuer, grant_types=list(s.grant_types), revocation=True, introspection=True
         )
         algs = [key["alg"] for key in services.verifying_keys().jwks()["keys"]]
         return with_openid(doc, algs)
@@ -234,10 +229,11 @@ def jwks() -> Response:
 
 @app.authorizer(ttl_seconds=AUTHORIZER_CACHE_TTL)
 def tessera_authorizer(auth_request: AuthRequest) -> dict[str, Any]:
-    """API Gateway TOKEN authorizer (chalicelib.authorizer): a policy for the token's scopes,
-    ``Unauthorized`` (401) for a missing, invalid, expired or revoked token; a fault never allows.
-    Chalice wires the routes to it and ``chalice local`` runs it; the deployed function runs the
-    same body without Chalice (chalicelib/authorizer_lambda.py).
+    """API Gateway authorizer (chalicelib.authorizer): a policy from the called API's registered
+    rules and the token's scopes, ``Unauthorized`` (401) for a missing, invalid, expired or revoked
+    token; a fault never allows. Chalice wires the demo routes to it (their rules are data, seeded
+    like any attached API's); the deployed function runs the same body without Chalice
+    (chalicelib/authorizer_lambda.py), for TOKEN, REQUEST and HTTP API events.
     """
     from chalicelib import authorizer
 
@@ -252,7 +248,7 @@ if demo_enabled():
 
     @app.route("/people", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
     def list_people() -> Response:
-        """Demo API, scope people:read (chalicelib.routes_scopes)."""
+        """Demo API, scope people:read (its rules: infra/demo-rules.json)."""
         from chalicelib import demo_api
 
         return http.oauth_call(demo_api.list_people)

@@ -118,7 +118,8 @@ def package(app_dir: Path, out: Path, stage: str | None) -> Path:
 
 # The floor of any function whose first event reads DynamoDB and Secrets Manager over HTTPS, written
 # with the standard library only: import ssl, load the default CA bundle, then one connection,
-# handshake and POST per service (the authorizer's two calls), answered by the canned server.
+# handshake and POST per service (the authorizer's two services; its two DynamoDB calls, rules and
+# revocation, share one connection), answered by the canned server.
 TLS_FLOOR = """import os, socket, ssl
 from urllib.parse import urlsplit
 

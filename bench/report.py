@@ -459,13 +459,14 @@ METHOD = """## Method
 
 NOTES = """## Targets missed: why, and what would fix them
 
-- **Cold start, authorizer.** Its first event must read the public key set (Secrets Manager) and,
-  as deployed, check revocation (DynamoDB): two HTTPS calls. The standard library alone pays more
-  for that (the HTTPS floor row: `ssl`, ~20 ms of it to load the system's CA bundle, two
-  handshakes) than the whole bare app, whose first event answers from memory. On top of the floor
-  comes botocore: its import, the service models it loads and the creation of its session and two
-  clients. Then `cryptography` (~10 ms), the key-set parse, the verify and our modules. So the
-  target cannot be met by any authorizer that fetches its keys over HTTPS on its first event.
+- **Cold start, authorizer.** Its first event must read the public key set (Secrets Manager), the
+  attached APIs' rules and, as deployed, the revocation check (DynamoDB, the two on one kept-alive
+  connection): two HTTPS connections. The standard library alone pays more for that (the HTTPS
+  floor row: `ssl`, ~20 ms of it to load the system's CA bundle, two handshakes) than the whole
+  bare app, whose first event answers from memory. On top of the floor comes botocore: its import,
+  the service models it loads and the creation of its session and two clients. Then
+  `cryptography` (~10 ms), the key-set parse, the verify and our modules. So the target cannot be
+  met by any authorizer that fetches its keys over HTTPS on its first event.
   Closer would be: initialisation done before the first event (SnapStart or provisioned
   concurrency), trusting only the Amazon Trust Services roots for `*.amazonaws.com` instead of
   the system bundle (~20 ms; AWS sanctions pinning to its roots, at the price of a trust store to

@@ -57,7 +57,8 @@ def capture() -> dict[str, Any]:
     with mock_aws():
         session = boto3.Session(region_name="us-east-1")
         provision(session, common.STAGE)
-        seed_all(session, common.STAGE, now=int(time.time()))
+        # The demo API's rules, bound to the API the bench's authorizer events name.
+        seed_all(session, common.STAGE, now=int(time.time()), demo_apis=[f"{events.API_ID}/api"])
         services.reset()
         recorder = canned.Recorder()
         recorder.attach(aws.client("dynamodb"))

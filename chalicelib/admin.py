@@ -49,7 +49,11 @@ from chalicelib.users import (
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL_STATE = ROOT / ".local-stack.json"
 # Modules that add subcommands: each has register(subparsers) -> None.
-EXTENSIONS: list[str] = ["chalicelib.admin_grants", "chalicelib.admin_keys"]
+EXTENSIONS: list[str] = [
+    "chalicelib.admin_grants",
+    "chalicelib.admin_keys",
+    "chalicelib.admin_rules",
+]
 
 
 class AdminError(Exception):

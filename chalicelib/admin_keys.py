@@ -21,7 +21,7 @@ def key_rotator() -> Rotator:
     s = settings()
     return Rotator(
         aws.client("secretsmanager"),
-        key_kind(s),
+        key_kind(s, s.signing_alg),
         s.signing_keys_secret,
         services.clock(),
         public_secret_id=s.public_keys_secret,

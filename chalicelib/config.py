@@ -60,6 +60,7 @@ class Settings(NamedTuple):
     key_cache_ttl: int
     key_stale_max: int
     client_cache_ttl: int
+    rules_cache_ttl: int
     clock_leeway: int
     authorizer_checks_revocation: bool
     lockout_threshold: int
@@ -68,6 +69,7 @@ class Settings(NamedTuple):
     realm: str
     cookie_secure: bool
     password_grant: bool = False
+    signing_alg: str = "ES256"
 
     @property
     def token_endpoint(self) -> str:
@@ -106,6 +108,8 @@ def settings() -> Settings:
         key_cache_ttl=_int("TESSERA_KEY_CACHE_TTL", 300),
         key_stale_max=_int("TESSERA_KEY_STALE_MAX", 3600),
         client_cache_ttl=_int("TESSERA_CLIENT_CACHE_TTL", 60),
+        # How long a warm authorizer keeps the APIs' rules before one Query re-reads them all.
+        rules_cache_ttl=_int("TESSERA_RULES_CACHE_TTL", 60),
         clock_leeway=min(_int("TESSERA_CLOCK_LEEWAY", 30), 60),
         authorizer_checks_revocation=_bool("TESSERA_AUTHORIZER_CHECKS_REVOCATION", False),
         lockout_threshold=_int("TESSERA_LOCKOUT_THRESHOLD", 5),
@@ -116,6 +120,9 @@ def settings() -> Settings:
         cookie_secure=_bool("TESSERA_COOKIE_SECURE", True),
         # Off unless the stage turns it on: RFC 9700 §2.4 says the grant must not be used.
         password_grant=_bool("TESSERA_PASSWORD_GRANT", False),
+        # The algorithm of the keys rotation creates (chalicelib.rotation): a stage switches by
+        # rotating, each key keeps its own. RS256 lets HTTP APIs' JWT authorizers verify tokens.
+        signing_alg=_choice("TESSERA_SIGNING_ALG", _lower(SIGNING_ALGS), "es256").upper(),
     )
 
 
@@ -149,6 +156,21 @@ def log_level() -> str:
     raw = os.environ.get("TESSERA_LOG_LEVEL", "").strip().upper() or "INFO"
     if raw not in LOG_LEVELS:
         raise ConfigError(f"TESSERA_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+    return raw
+
+
+# Signing algorithms a stage may choose (chalicelib.key_objects supports exactly these).
+SIGNING_ALGS = ("ES256", "RS256")
+
+
+def _lower(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(n.lower() for n in names)
+
+
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    raw = os.environ.get(name, "").strip().lower() or default
+    if raw not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}")
     return raw
 
 

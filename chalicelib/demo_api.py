@@ -1,8 +1,9 @@
 """The demo resource server behind the authorizer: /people and /articles (chalicelib.demo_store).
 
 By the time a request reaches these handlers API Gateway has run the authorizer and checked the
-route against the token's scopes (chalicelib.routes_scopes); the authorizer's context says who
-is calling. Bodies are JSON; bad input is ``invalid_request`` like everywhere else.
+route against the token's scopes (the demo's rules, infra/demo-rules.json, are registered like any
+attached API's); the authorizer's context says who is calling. Bodies are JSON; bad input is
+``invalid_request`` like everywhere else.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ def metadata(
     issuer: str,
     *,
     grant_types: list[str],
-    scopes: list[str],
+    scopes: list[str] | None = None,
     revocation: bool = False,
     introspection: bool = False,
 ) -> dict[str, Any]:
@@ -29,12 +29,13 @@ def metadata(
         "grant_types_supported": grant_types,
         "response_types_supported": ["code"] if code_flow else [],
         "token_endpoint_auth_methods_supported": list(AUTH_METHODS),
-        "scopes_supported": scopes,
         "service_documentation": issuer + "/",
         # PKCE is built into the authorization endpoint and S256 is its only method: say so even
         # while no client is registered for the code flow (RFC 8414 §2: omitted = no PKCE).
         "code_challenge_methods_supported": ["S256"],
     }
+    if scopes is not None:
+        doc["scopes_supported"] = scopes
     if code_flow:
         doc["authorization_endpoint"] = issuer + "/oauth2/authorize"
         doc["response_modes_supported"] = ["query"]

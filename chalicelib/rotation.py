@@ -724,7 +724,11 @@ def rotator_for(secret_id: str, sm: SecretsManagerClient, clock: Clock, settings
         name = str(sm.describe_secret(SecretId=secret_id)["Name"])
     if name == settings.signing_keys_secret:
         return Rotator(
-            sm, key_kind(settings), secret_id, clock, public_secret_id=settings.public_keys_secret
+            sm,
+            key_kind(settings, settings.signing_alg),
+            secret_id,
+            clock,
+            public_secret_id=settings.public_keys_secret,
         )
     if settings.pepper_secret and name == settings.pepper_secret:
         return Rotator(sm, pepper_kind(settings), secret_id, clock)

@@ -1,9 +1,9 @@
 """Wiring: builds each service once per container, lazily, from settings and AWS clients.
 
 Nothing here runs at import. Each Lambda pays only for what it touches: the authorizer builds the
-verifying key ring and, where enabled, the revocation check, nothing else. Stores get the
-container's botocore clients from ``chalicelib.aws``. Tests call ``reset()`` between cases (and may
-swap the clock).
+verifying key ring, the cached API rules and, where enabled, the revocation check, nothing else.
+Stores get the container's botocore clients from ``chalicelib.aws``. Tests call ``reset()`` between
+cases (and may swap the clock).
 """
 
 from __future__ import annotations
@@ -103,8 +103,30 @@ def verifying_keys() -> Any:
     return _once("verifying_keys", build)
 
 
+def api_rules_store() -> Any:
+    """Rule sets of the APIs that attach the authorizer (chalicelib.api_rules_store)."""
+    from chalicelib.api_rules_store import RulesStore
+
+    return _once(
+        "api_rules_store", lambda: RulesStore(aws.client("dynamodb"), settings().table_name)
+    )
+
+
+def api_rules() -> Any:
+    """The authorizer's cached view of every rule set: one Query per cold container, then one
+    per ``rules_cache_ttl``."""
+    from chalicelib.api_rules_store import CachedRules
+
+    s = settings()
+    return _once(
+        "api_rules",
+        lambda: CachedRules(api_rules_store(), _clock, s.rules_cache_ttl, s.key_stale_max),
+    )
+
+
 def authorizer() -> Any:
-    """The API Gateway authorizer: public keys only, plus the revocation read where enabled."""
+    """The API Gateway authorizer: public keys, the APIs' rules, and the revocation read where
+    enabled."""
     from chalicelib.authorizer import Authorizer
 
     def build() -> Authorizer:
@@ -115,6 +137,7 @@ def authorizer() -> Any:
             audience=s.audience,
             leeway=s.clock_leeway,
             clock=_clock,
+            rules=api_rules(),
             # GrantStore.is_revoked: jti deny-list + family, one BatchGetItem per cache miss.
             revocation=grant_store() if s.authorizer_checks_revocation else None,
         )

@@ -1,16 +1,27 @@
-"""The local stack's stand-in for API Gateway's gateway responses (infra/gateway-responses.yaml).
+"""The local stack's stand-in for API Gateway in front of Tessera's authorizer.
 
-``chalice local`` and ``chalice.test.Client`` run the built-in authorizer, but not like API
-Gateway: an authorizer raising ``Unauthorized`` drops the connection instead of answering 401, any
-other exception does the same, and gateway responses do not exist. ``install()`` wraps Chalice's
-``LocalGatewayAuthorizer.authorize`` so that the local server answers as RFC 6750 §3 says:
+``chalice local`` and ``chalice.test.Client`` run only built-in authorizers (and admit every
+request on a ``CustomAuthorizer`` route), evaluate only the Allow statements of a policy, drop the
+connection when an authorizer raises, and know no gateway responses. ``install()`` replaces
+Chalice's ``LocalGatewayAuthorizer.authorize`` so that a route behind Tessera's authorizer (the
+built-in ``tessera_authorizer`` of Tessera's own app, or any ``CustomAuthorizer`` of an attached
+app such as examples/orders) is decided as in AWS:
+
+1. no header: 401, without calling the authorizer (API Gateway checks the identity source);
+2. a REST ``TOKEN`` event with the method ARN API Gateway would send
+   (``arn:aws:execute-api:us-east-1:123456789012:<api-id>/<stage>/<METHOD>/<path>``, the API
+   id and stage given to ``install``), handed to the deployed entry point,
+   ``chalicelib.authorizer_lambda.handler``;
+3. the policy evaluated like IAM (``policy_allows``): an explicit Deny wins, otherwise an Allow
+   whose resource pattern matches (``*`` any characters, ``/`` included; ``?`` one character);
+4. the answer as in infra/gateway-responses.yaml, with RFC 6750 headers:
 
 ==========================================  ======  =============================================
 situation                                   status  WWW-Authenticate
 ==========================================  ======  =============================================
 no Authorization header, or not Bearer      401     Bearer realm="tessera"
 invalid, expired or revoked Bearer token    401     Bearer realm="tessera", error="invalid_token"
-valid token without the route's scope       403     Bearer realm="tessera",
+valid token, the policy does not allow it   403     Bearer realm="tessera",
                                                     error="insufficient_scope", scope="<needed>"
 authorizer fault (AuthorizerUnavailable)    503     (Retry-After: 2)
 no route for this method and path           404     (none)
@@ -20,21 +31,23 @@ Every body is JSON in the README's error shape (``error``, ``error_description``
 the first row has no ``error`` (RFC 6750 §3.1: no error code for a request without credentials).
 In AWS the first row gets the second row's header and body and the third has no ``scope``
 attribute (API Gateway cannot tell these apart; see infra/gateway-responses.yaml); an unknown
-route that carries an Authorization header may get API Gateway's 403 there instead of the 404.
-Everything else is the same. Local stack and tests only: production code never imports this
-module.
+route that carries an Authorization header may get API Gateway's 403 there instead of the 404;
+and answers are cached per token for the authorizer's TTL (here every request calls the
+authorizer). Local stack and tests only: production code never imports this module.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 from chalice import local
+from chalice.app import ChaliceAuthorizer, CustomAuthorizer
 
 from chalicelib.authorizer import UNAUTHORIZED, bearer_token
-from chalicelib.routes_scopes import required_scope
+from infra.seed import LOCAL_DEMO_API
 
 DEFAULT_REALM = "tessera"
 INVALID_TOKEN_DESCRIPTION = "the access token is missing, invalid or expired"  # noqa: S105
@@ -43,9 +56,12 @@ NOT_FOUND_DESCRIPTION = "no route matches this method and path"
 INSUFFICIENT_SCOPE_DESCRIPTION = "the access token does not grant the scope this route needs"
 UNAVAILABLE_DESCRIPTION = "the service is temporarily unavailable, retry later"
 RETRY_AFTER = "2"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
 
 _original: Callable[..., Any] | None = None
 _original_handle: Callable[..., Any] | None = None
+_api = LOCAL_DEMO_API  # <api-id>/<stage> of the app this process serves
 
 
 class GatewayResponse(local.LocalGatewayException):
@@ -128,6 +144,48 @@ def unavailable() -> GatewayResponse:
     )
 
 
+# --- IAM's evaluation of an authorizer policy ------------------------------------------------
+
+
+def _pattern(resource: str) -> re.Pattern[str]:
+    # IAM resource patterns: * is any run of characters (/ included), ? one character.
+    parts = [".*" if c == "*" else "." if c == "?" else re.escape(c) for c in resource]
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def policy_allows(policy: Any, arn: str) -> bool:
+    """Does an ``execute-api:Invoke`` policy allow ``arn``? An explicit Deny wins; no matching
+    Allow is a deny. A malformed policy allows nothing."""
+    if not isinstance(policy, dict) or not isinstance(policy.get("Statement"), list):
+        return False
+    allowed = False
+    for statement in policy["Statement"]:
+        if not isinstance(statement, dict):
+            return False
+        actions = statement.get("Action")
+        actions = [actions] if isinstance(actions, str) else actions
+        resources = statement.get("Resource")
+        resources = [resources] if isinstance(resources, str) else resources
+        if not isinstance(actions, list) or not isinstance(resources, list):
+            return False
+        if "execute-api:Invoke" not in actions:
+            continue
+        if any(isinstance(r, str) and _pattern(r).fullmatch(arn) for r in resources):
+            if statement.get("Effect") == "Deny":
+                return False
+            allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed
+
+
+# --- the local gateway -----------------------------------------------------------------------
+
+
+def method_arn(method: str, raw_path: str, api: str | None = None) -> str:
+    """The ARN API Gateway names a call by (``GET/`` for the root)."""
+    path = raw_path.split("?", 1)[0].removeprefix("/")
+    return f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api or _api}/{method}/{path}"
+
+
 def _offers_bearer(header: object) -> bool:
     """Did the client attempt Bearer authentication at all (RFC 6750 §3.1)?"""
     if not isinstance(header, str):
@@ -135,27 +193,57 @@ def _offers_bearer(header: object) -> bool:
     return header.strip().split(" ", 1)[0].lower() == "bearer" or bearer_token(header) is not None
 
 
+def _needed_scope(method: str, raw_path: str) -> str | None:
+    """The scope the called route's rule names (for the local 403's ``scope`` attribute)."""
+    try:
+        from chalicelib import api_rules, services
+
+        rule_set = services.api_rules().for_api(_api)
+        path = api_rules.split_path(raw_path.split("?", 1)[0])
+        found = api_rules.route_for(rule_set, method, path) if rule_set else None
+    except Exception:
+        return None
+    return found.scope if found else None
+
+
+def _header_name(authorizer: Any) -> str | None:
+    """The identity header of an authorizer that Tessera's function answers, else None."""
+    if isinstance(authorizer, CustomAuthorizer):
+        return str(authorizer._header)  # what API Gateway's TOKEN authorizer reads
+    if isinstance(authorizer, ChaliceAuthorizer):
+        return "Authorization"
+    return None
+
+
 def _authorize(self: Any, raw_path: str, lambda_event: Any, lambda_context: Any) -> Any:
     assert _original is not None
-    request_context = lambda_event.get("requestContext") or {}
-    try:
+    route = self._route_for_event(lambda_event)
+    header_name = _header_name(route.authorizer) if route is not None else None
+    if header_name is None:  # no authorizer, or one Chalice handles itself (Cognito)
         return _original(self, raw_path, lambda_event, lambda_context)
-    except local.NotAuthorizedError:  # Chalice: no Authorization header
-        raise no_token() from None
-    except local.ForbiddenError:  # the policy does not cover this route
-        needed = required_scope(
-            request_context.get("httpMethod", ""), request_context.get("resourcePath", "")
-        )
-        raise insufficient_scope(needed) from None
-    except GatewayResponse:
-        raise
-    except local.LocalGatewayException:  # the authorizer returned nothing usable
-        raise unavailable() from None
+    headers = lambda_event.get("headers") or {}
+    header = next((v for k, v in headers.items() if k.lower() == header_name.lower()), None)
+    if not header:
+        raise no_token()
+    method = lambda_event["requestContext"]["httpMethod"]
+    arn = method_arn(method, raw_path)
+    from chalicelib.authorizer_lambda import handler
+
+    try:
+        answer = handler({"type": "TOKEN", "authorizationToken": header, "methodArn": arn}, None)
     except Exception as exc:
         if str(exc) == UNAUTHORIZED:
-            header = (lambda_event.get("headers") or {}).get("authorization")
             raise (invalid_token() if _offers_bearer(header) else no_token()) from None
         raise unavailable() from None
+    if not isinstance(answer, dict) or not isinstance(answer.get("context"), dict):
+        raise unavailable()
+    if not policy_allows(answer.get("policyDocument"), arn):
+        raise insufficient_scope(_needed_scope(method, raw_path))
+    lambda_event["requestContext"]["authorizer"] = {
+        **answer["context"],
+        "principalId": answer.get("principalId"),
+    }
+    return lambda_event, lambda_context
 
 
 def _handle_request(
@@ -176,9 +264,11 @@ def _handle_request(
     return result
 
 
-def install() -> None:
-    """Make ``chalice local`` / ``chalice.test.Client`` answer like our gateway responses."""
-    global _original, _original_handle
+def install(api: str = LOCAL_DEMO_API) -> None:
+    """Put the stand-in in front of ``chalice local`` / ``chalice.test.Client``; ``api`` is the
+    ``<api-id>/<stage>`` this process's app is known by (what its rule set is bound to)."""
+    global _original, _original_handle, _api
+    _api = api
     if _original is not None:
         return
     _original = local.LocalGatewayAuthorizer.authorize
@@ -189,7 +279,8 @@ def install() -> None:
 
 def uninstall() -> None:
     """Restore Chalice's own behaviour (tests)."""
-    global _original, _original_handle
+    global _original, _original_handle, _api
+    _api = LOCAL_DEMO_API
     if _original is None or _original_handle is None:
         return
     local.LocalGatewayAuthorizer.authorize = _original  # type: ignore[method-assign]

@@ -1,4 +1,4 @@
-"""The local stack (``make local``): the AWS emulator and the API in one process.
+"""The local stack (``make local``): the emulator and the API in one process, and an attached API.
 
 1. moto's ``ThreadedMotoServer`` on ``127.0.0.1:$EMULATOR_PORT`` (default 5000);
 2. the resources of ``infra/template.yaml`` created in it (``infra.provision``), so local and AWS
@@ -6,9 +6,13 @@
 3. this process's environment pointed at the emulator, with the issuer set to the served address;
 4. the state file (``.local-stack.json``, or ``$TESSERA_LOCAL_STATE``) that ``admin --stage local``
    reads to find the emulator;
-5. ``chalice local --stage local`` on ``127.0.0.1:$API_PORT`` (default 8000), run in this process.
+5. ``chalice local --stage local`` on ``127.0.0.1:$API_PORT`` (default 8000), run in this process;
+6. examples/orders, another team's app behind Tessera's authorizer, on ``$ORDERS_PORT`` (default
+   8001), in a child process (``infra.local_attached``: two Chalice apps cannot share one
+   interpreter, both being ``app``). Its rules are not seeded: register them as its team would
+   (the banner shows how); until then the authorizer denies it.
 
-Ctrl-C (or SIGTERM) stops both servers and removes the state file. Everything lives in memory:
+Ctrl-C (or SIGTERM) stops every server and removes the state file. Everything lives in memory:
 a restart starts from an empty emulator with new signing keys.
 """
 
@@ -21,6 +25,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -28,6 +33,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
+ORDERS_DIR = ROOT / "examples" / "orders"
+ORDERS_LOCAL_API = "orders-local/api"  # the orders API's <api-id>/<stage> in local ARNs
 REGION = "us-east-1"
 STAGE = "local"
 # Credentials for the emulator only; moto accepts any.
@@ -119,7 +126,7 @@ def _install_gateway() -> None:
     importlib.import_module("infra.local_gateway").install()
 
 
-def _banner(api: str, endpoint: str) -> str:
+def _banner(api: str, endpoint: str, orders: str) -> str:
     admin = ".venv/bin/python -m chalicelib.admin --stage local"
     return f"""
 Tessera local stack
@@ -127,6 +134,7 @@ Tessera local stack
   metadata   {api}/.well-known/oauth-authorization-server
   JWKS       {api}/.well-known/jwks.json
   token      {api}/oauth2/token
+  orders     {orders}   (examples/orders: another team's API behind the authorizer)
   emulator   {endpoint}   (moto; in memory, gone when this stops)
 
 Next, in another terminal at the project root:
@@ -138,8 +146,42 @@ Next, in another terminal at the project root:
        --data-urlencode 'password=correct horse battery staple' {api}/oauth2/token
   (then the demo API, refresh, introspection and revocation: README, "Quick start")
 
+Attach the orders API (denied until its team registers its rules):
+  {admin} authorizer rules put orders --file examples/orders/rules.json --api {ORDERS_LOCAL_API}
+
 Ctrl-C stops everything.
 """
+
+
+def signing_alg() -> str:
+    """The local stage's TESSERA_SIGNING_ALG (this process's environment first, as for the
+    app): the algorithm of the seeded keys."""
+    from chalicelib.config import SIGNING_ALGS
+    from infra.local_attached import tessera_env
+
+    alg = os.environ.get("TESSERA_SIGNING_ALG") or tessera_env(STAGE).get("TESSERA_SIGNING_ALG")
+    alg = (alg or "ES256").upper()
+    if alg not in SIGNING_ALGS:
+        raise StackError(f"TESSERA_SIGNING_ALG must be one of {', '.join(SIGNING_ALGS)}")
+    return alg
+
+
+def start_attached(project: Path, port: int, api: str) -> subprocess.Popen[bytes]:
+    """Another Chalice app behind Tessera's authorizer (infra.local_attached), with this process's
+    environment: the emulator, the issuer, the fake credentials."""
+    cmd = [sys.executable, "-m", "infra.local_attached", "--project-dir", str(project)]
+    cmd += ["--port", str(port), "--api", api]
+    return subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.DEVNULL)  # noqa: S603 - fixed argv
+
+
+def stop_attached(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def widen_backlog() -> None:
@@ -184,10 +226,12 @@ def run() -> None:
 
     api_port = _port("API_PORT", 8000)
     emulator_port = _port("EMULATOR_PORT", 5000)
-    if api_port == emulator_port:
-        raise StackError("API_PORT and EMULATOR_PORT must differ")
+    orders_port = _port("ORDERS_PORT", 8001)
+    if len({api_port, emulator_port, orders_port}) != 3:
+        raise StackError("API_PORT, EMULATOR_PORT and ORDERS_PORT must differ")
     _check_free("EMULATOR_PORT", emulator_port)
     _check_free("API_PORT", api_port)
+    _check_free("ORDERS_PORT", orders_port)
 
     import boto3
     from moto.server import ThreadedMotoServer
@@ -207,13 +251,15 @@ def run() -> None:
         point_process_at(endpoint, issuer=api)
         session = boto3.Session(region_name=REGION)  # endpoint and credentials from the env
         provision(session, STAGE)
-        seed_all(session, STAGE)
+        seed_all(session, STAGE, alg=signing_alg())
         write_state(state_file, endpoint, api, issuer=api)
+        orders = start_attached(ORDERS_DIR, orders_port, ORDERS_LOCAL_API)
         try:
             _install_gateway()
-            print(_banner(api, endpoint), flush=True)
+            print(_banner(api, endpoint, f"http://{HOST}:{orders_port}"), flush=True)
             _serve(api_port)
         finally:
+            stop_attached(orders)
             state_file.unlink(missing_ok=True)
     finally:
         emulator.stop()

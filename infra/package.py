@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from infra import policies
+from infra import callers, policies
 from infra.provision import load_template, simplify
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,12 +292,18 @@ def merge_template(stage: str) -> dict[str, Any]:
         doc,
         bindings={
             "RotationFunctionArn": {"Fn::GetAtt": [cfn_name(rotation), "Arn"]},
+            "AuthorizerFunctionArn": {"Fn::GetAtt": [cfn_name(authorizer), "Arn"]},
             "RestApiId": {"Ref": "RestAPI"},
             "ApiStage": {"Ref": "RestAPI.Stage"},
             "ApiName": name,
             "Demo": demo,
         },
-        known={"RotationFunctionArn": "bound", "RestApiId": "bound", "Demo": demo},
+        known={
+            "RotationFunctionArn": "bound",
+            "AuthorizerFunctionArn": "bound",
+            "RestApiId": "bound",
+            "Demo": demo,
+        },
     )
     params = doc["Parameters"]
     # The issuer is https://<DomainName>: required here (no empty default), from config.json.
@@ -343,6 +349,8 @@ def merge_template(stage: str) -> dict[str, Any]:
     # (chalicelib/authorizer_lambda.py): merged over the function Chalice generates.
     resources[cfn_name(authorizer)]["Properties"]["Handler"] = AUTHORIZER_HANDLER
     authorizer_arn = {"Fn::GetAtt": [cfn_name(authorizer), "Arn"]}
+    # Other accounts' APIs may invoke it: exactly the stage's authorizer_callers (infra/callers.py).
+    resources.update(callers.permissions(callers.callers(stage), authorizer_arn))
     doc["Outputs"].update(
         {
             "Issuer": {"Description": "iss of every access token", "Value": issuer_value},

@@ -1,19 +1,32 @@
-"""First contents of a new stack: a signing-key set, a refresh-token pepper and the demo data.
+"""First contents of a new stack: a signing-key set, a refresh-token pepper, the demo data and the
+demo API's authorizer rules.
 
-Used by the local stack and the tests. In AWS the rotation function's ``createSecret`` step fills
-an empty key or pepper set the same way (the rotation schedule rotates once on creation).
+Used by the local stack, the tests and the benchmarks. In AWS the rotation function's
+``createSecret`` step fills an empty key or pepper set the same way (the rotation schedule rotates
+once on creation); the demo's rules are registered with the admin command like any other API's
+(README, "Deploy to AWS").
 """
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from chalicelib.keys import bootstrap_key_sets, parse_key_set
 from chalicelib.peppers import bootstrap_pepper_set, parse_pepper_set
 
+# The demo API's route rules: data, registered like any attached API's (chalicelib.api_rules).
+DEMO_RULES = Path(__file__).with_name("demo-rules.json")
+# Tessera's own API as the local gateway names it in ARNs (infra/local_gateway.py).
+LOCAL_DEMO_API = "tessera-demo/api"
 
-def seed_secrets(session: Any, stage: str, now: int | None = None) -> None:
+
+def seed_secrets(session: Any, stage: str, now: int | None = None, alg: str = "ES256") -> None:
+    """A first signing-key set (``current`` and ``next`` keys of ``alg``, the stage's
+    ``TESSERA_SIGNING_ALG``) and pepper, where the sets are empty."""
     sm = session.client("secretsmanager")
     at = int(now if now is not None else time.time())
     seed_pepper(sm, stage, at)
@@ -21,7 +34,7 @@ def seed_secrets(session: Any, stage: str, now: int | None = None) -> None:
     current = sm.get_secret_value(SecretId=private_id)["SecretString"]
     if parse_key_set(current):
         return
-    private, public = bootstrap_key_sets(at)
+    private, public = bootstrap_key_sets(at, alg)
     sm.put_secret_value(SecretId=private_id, SecretString=private)
     sm.put_secret_value(SecretId=f"tessera/{stage}/public-keys", SecretString=public)
 
@@ -41,7 +54,30 @@ def seed_demo(session: Any, stage: str) -> None:
     DemoStore(session.client("dynamodb"), f"tessera-demo-{stage}").seed()
 
 
-def seed_all(session: Any, stage: str, now: int | None = None) -> None:
+def demo_rules(apis: Iterable[str]) -> Any:
+    """The demo's rule set (infra/demo-rules.json), bound to ``apis`` (``<api-id>/<stage>``)."""
+    from chalicelib.api_rules import parse_rule_set
+
+    doc = json.loads(DEMO_RULES.read_text())
+    return parse_rule_set({**doc, "apis": list(apis)})
+
+
+def seed_demo_rules(session: Any, stage: str, apis: Iterable[str], now: int | None = None) -> None:
+    """Attach the demo API to the authorizer, as ``admin authorizer rules put`` would."""
+    from chalicelib.api_rules_store import RulesStore
+
+    store = RulesStore(session.client("dynamodb"), f"tessera-{stage}")
+    store.put(demo_rules(apis), int(now if now is not None else time.time()))
+
+
+def seed_all(
+    session: Any,
+    stage: str,
+    now: int | None = None,
+    demo_apis: Iterable[str] = (LOCAL_DEMO_API,),
+    alg: str = "ES256",
+) -> None:
     """Everything a new local stack needs beyond the template's resources (idempotent)."""
-    seed_secrets(session, stage, now)
+    seed_secrets(session, stage, now, alg)
     seed_demo(session, stage)
+    seed_demo_rules(session, stage, demo_apis, now)

@@ -5,6 +5,7 @@
     python -m infra.wire --stage dev parameters         # RotationFunctionArn=, RestApiId=, ...
     python -m infra.wire --stage dev gateway-responses  # RFC 6750 answers on the deployed API
     python -m infra.wire --stage dev authorizer-handler # the authorizer without Chalice
+    python -m infra.wire --stage dev authorizer-callers # who may invoke it (infra/callers.py)
     python -m infra.wire --stage dev throttles          # the stage's throttles (infra.package)
     python -m infra.wire gateway-responses --rest-api-id ID --api-stage STAGE  # on another API
 
@@ -20,7 +21,9 @@ The gateway responses cannot live in that stack: ``chalice deploy`` re-imports t
 in ``overwrite`` mode on every run, which drops them, so this puts them back after each deploy and
 redeploys the stage (gateway responses take effect with a deployment). ``chalice deploy`` also sets
 every function's handler to ``app.<name>``; the authorizer's is then switched to the plain module
-``chalicelib.authorizer_lambda.handler`` (same answers, without importing Chalice at cold start).
+``chalicelib.authorizer_lambda.handler`` (same answers, without importing Chalice at cold start),
+and given exactly the invoke permissions the stage's ``authorizer_callers`` list (infra/callers.py);
+the infra stack exports its ARN as ``tessera-<stage>-AuthorizerFunctionArn``.
 The packaged single-stack path does not need this module: there both are part of the template
 (infra/package.py).
 """
@@ -33,7 +36,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from infra import policies, preflight
+from infra import callers, policies, preflight
 from infra.package import (
     AUTHORIZER_HANDLER,
     ROOT,
@@ -87,6 +90,9 @@ def parameters(
         if rest_api is None:
             raise SystemExit("chalice deploy recorded no REST API")
         found["RotationFunctionArn"] = rotation["lambda_arn"]
+        authorizer = resources.get(app_functions()[0])
+        if authorizer is not None:  # exported for the APIs that attach it
+            found["AuthorizerFunctionArn"] = authorizer["lambda_arn"]
         found["RestApiId"] = rest_api["rest_api_id"]
         found["ApiStage"] = config["api_gateway_stage"]
         found["ApiName"] = config["app_name"]  # chalice deploy names the API after the app
@@ -180,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--stage", default="dev")
     actions = ["parameters", "chalice-project", "gateway-responses", "authorizer-handler"]
-    parser.add_argument("action", choices=[*actions, "throttles"])
+    parser.add_argument("action", choices=[*actions, "authorizer-callers", "throttles"])
     parser.add_argument("--before-deploy", action="store_true", help="parameters: no wiring yet")
     parser.add_argument("--rest-api-id", help="another REST API (default: this stage's)")
     parser.add_argument("--api-stage", help="its stage (default: this stage's api_gateway_stage)")
@@ -198,11 +204,16 @@ def main(argv: list[str] | None = None) -> int:
         print(chalice_project(args.stage, policies.caller_values(boto3.Session())))
         return 0
 
-    if args.action == "authorizer-handler":
+    if args.action in ("authorizer-handler", "authorizer-callers"):
         name = app_functions()[0]
         function = deployed(args.stage).get(name)
         if function is None:
             raise SystemExit(f"chalice deploy recorded no {name!r} function")
+        if args.action == "authorizer-callers":
+            listed = callers.callers(args.stage)
+            added, removed = callers.sync(boto3.client("lambda"), function["lambda_arn"], listed)
+            print(f"{name}: {len(listed)} callers; added {len(added)}, removed {len(removed)}")
+            return 0
         handler = set_authorizer_handler(boto3.client("lambda"), function["lambda_arn"])
         print(f"{name}: handler {handler}")
         return 0

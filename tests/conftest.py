@@ -20,12 +20,17 @@ from moto import mock_aws
 from chalicelib import services
 from chalicelib.clock import FakeClock
 from infra.provision import provision
-from infra.seed import seed_secrets
+from infra.seed import LOCAL_DEMO_API, seed_demo_rules, seed_secrets
 
 STAGE = "test"
 ISSUER = "https://auth.test.example"
 AUDIENCE = "https://api.test.example"
 T0 = 1_800_000_000.0
+# The demo API as the tests' API Gateway events name it (<api-id>/<stage>). The demo's rules are
+# seeded for it, for the names other tests' events use (bench.events' too), for Chalice's own
+# local ARNs (the test client without infra/local_gateway.py) and for the local gateway's name.
+TEST_API = "a1b2c3d4e5/api"
+DEMO_APIS = (TEST_API, "abcdef1234/api", "abc123defg/api", "ymy8tbxw7b/api", LOCAL_DEMO_API)
 
 TEST_ENV = {
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -76,13 +81,15 @@ def clock() -> FakeClock:
     return FakeClock(T0)
 
 
-# moto's backends of a provisioned and seeded world, per (stage, seed time): see _provisioned_world.
-_WORLDS: dict[tuple[str, int], list[tuple[Any, str, dict[str, Any]]]] = {}
+# moto's backends of a provisioned and seeded world, per (stage, seed time, key algorithm): see
+# _provisioned_world.
+_WORLDS: dict[tuple[str, int, str], list[tuple[Any, str, dict[str, Any]]]] = {}
 _REGION = "us-east-1"
 
 
-def _provisioned_world(session: boto3.Session, now: int) -> None:
-    """Fill the active (empty) ``mock_aws`` world: the template's resources and seeded secrets.
+def _provisioned_world(session: boto3.Session, now: int, alg: str = "ES256") -> None:
+    """Fill the active (empty) ``mock_aws`` world: the template's resources, seeded secrets and the
+    demo API's authorizer rules.
 
     Provisioning costs ~0.3 s of CPU (moto makes an RSA-2048 key for every KMS key, plus the key
     sets), so the first call in a process provisions and keeps a deep copy of moto's regional
@@ -95,12 +102,13 @@ def _provisioned_world(session: boto3.Session, now: int) -> None:
     from moto.core.base_backend import BackendDict
     from moto.core.models import MockAWS
 
-    key = (STAGE, now)
+    key = (STAGE, now, alg)
     saved = _WORLDS.get(key)
     outermost = MockAWS._nested_count == 1  # else the world is not empty: no copy of it
     if saved is None or not outermost or os.environ.get("TESSERA_TEST_FRESH_WORLD") == "1":
         provision(session, STAGE)
-        seed_secrets(session, STAGE, now=now)
+        seed_secrets(session, STAGE, now=now, alg=alg)
+        seed_demo_rules(session, STAGE, DEMO_APIS, now=now)
         if not outermost:
             return
         _WORLDS[key] = [
@@ -115,10 +123,23 @@ def _provisioned_world(session: boto3.Session, now: int) -> None:
 
 
 @pytest.fixture
-def aws(env: dict[str, str], clock: FakeClock) -> Iterator[boto3.Session]:
+def signing_alg() -> str:
+    """The stage's TESSERA_SIGNING_ALG, and the algorithm of the seeded keys. A module may
+    override it with params (tests/test_rotation.py runs every case for both algorithms)."""
+    return "ES256"
+
+
+@pytest.fixture
+def aws(
+    env: dict[str, str],
+    clock: FakeClock,
+    signing_alg: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[boto3.Session]:
+    monkeypatch.setenv("TESSERA_SIGNING_ALG", signing_alg)
     with mock_aws():
         session = boto3.Session(region_name=_REGION)
-        _provisioned_world(session, int(clock.now()))
+        _provisioned_world(session, int(clock.now()), signing_alg)
         services.set_clock(clock)
         yield session
         services.set_clock(clock)  # also resets every cached service

@@ -259,6 +259,7 @@ def test_live_family_is_allowed_when_the_check_is_on(revocation_on, invoke, forg
 
 def test_revocation_check_is_one_read_per_authorization(revocation_on, invoke, forge, aws):
     _mark(aws, "FAMILY#fam-3", "FAMILY", False)
+    invoke("Bearer " + forge.token(sid="fam-3"))  # a warm container: rules and keys cached
     calls: list[str] = []
     aws_clients.client("dynamodb").meta.events.register(
         "before-call.dynamodb", lambda model, **kwargs: calls.append(model.name)
@@ -274,12 +275,12 @@ def test_revocation_store_down_fails_closed(revocation_on, invoke, forge):
         invoke("Bearer " + forge.token())
 
 
-# --- the routes and the table agree ----------------------------------------------------------
+# --- the demo's routes and its registered rules agree -----------------------------------------
 
 
-def test_every_route_behind_the_authorizer_is_in_the_scope_table():
+def test_every_demo_route_behind_the_authorizer_has_a_registered_rule():
     import app as app_module
-    from chalicelib.routes_scopes import PROTECTED_ROUTES
+    from infra.seed import demo_rules
 
     protected = {
         (method, path)
@@ -287,7 +288,7 @@ def test_every_route_behind_the_authorizer_is_in_the_scope_table():
         for method, entry in methods.items()
         if entry.authorizer is not None
     }
-    assert protected == {(r.method, r.path) for r in PROTECTED_ROUTES}
+    assert protected == {(r.method, r.template.path) for r in demo_rules(["x/y"]).rules}
 
 
 def test_authorizer_cache_ttl_is_the_documented_one():

@@ -30,8 +30,9 @@ from moto import mock_aws
 from chalicelib import access_tokens, services
 from chalicelib.clock import FakeClock
 from chalicelib.config import settings
+from infra.local_gateway import policy_allows
 from infra.provision import provision
-from infra.seed import seed_secrets
+from infra.seed import LOCAL_DEMO_API, seed_demo_rules, seed_secrets
 from tests.authorizer_support import (
     ALL_SCOPES,
     ARN_PREFIX,
@@ -53,7 +54,7 @@ from tests.authorizer_support import (
     rs256,
     segment,
 )
-from tests.conftest import AUDIENCE, ISSUER, STAGE, T0, TEST_ENV
+from tests.conftest import AUDIENCE, DEMO_APIS, ISSUER, STAGE, T0, TEST_ENV
 
 
 @dataclass
@@ -80,6 +81,7 @@ def world() -> Iterator[World]:
             session = boto3.Session(region_name="us-east-1")
             provision(session, STAGE)
             seed_secrets(session, STAGE, now=int(T0))
+            seed_demo_rules(session, STAGE, DEMO_APIS, now=int(T0))
             services.set_clock(clock)
             settings()  # pinned before the test client overlays the local stage's variables
             with Client(app_module.app, stage_name="local") as client:
@@ -140,13 +142,19 @@ def test_token_without_any_route_scope_gets_an_explicit_deny(invoke, forge, scop
     ]
 
 
-def test_path_parameters_become_wildcards_in_the_policy(invoke, forge):
+def test_path_parameter_wildcard_never_lets_a_deeper_route_through(invoke, forge):
     answer = invoke("Bearer " + forge.token(scope="people:read"), "GET/people/grace")
-    assert f"{ARN_PREFIX}/GET/people/*" in answer["policyDocument"]["Statement"][0]["Resource"]
+    allow, deny = answer["policyDocument"]["Statement"]
+    assert f"{ARN_PREFIX}/GET/people/*" in allow["Resource"]
+    assert deny["Effect"] == "Deny"
+    for deeper in ("GET/people/grace/salary", "GET/people/grace/a/b", "GET/people/"):
+        assert not policy_allows(answer["policyDocument"], f"{ARN_PREFIX}/{deeper}")
+    assert policy_allows(answer["policyDocument"], f"{ARN_PREFIX}/GET/people/ada")
 
 
-def test_policy_names_the_api_and_stage_of_the_call(world, forge):
-    other = "arn:aws:execute-api:eu-west-1:210987654321:zz99yy88xx/prod"
+@pytest.mark.parametrize("api", ["zz99yy88xx/api", "a1b2c3d4e5/prod"])
+def test_api_without_registered_rules_gets_an_explicit_deny(world, forge, api):
+    other = f"arn:aws:execute-api:us-east-1:123456789012:{api}"
     answer = world.client.lambda_.invoke(
         AUTHORIZER,
         {
@@ -155,7 +163,24 @@ def test_policy_names_the_api_and_stage_of_the_call(world, forge):
             "methodArn": other + "/GET/people",
         },
     ).payload
-    resources = answer["policyDocument"]["Statement"][0]["Resource"]
+    assert answer["policyDocument"]["Statement"] == [
+        {"Action": "execute-api:Invoke", "Effect": "Deny", "Resource": [other + "/*"]}
+    ]
+
+
+def test_policy_names_the_api_and_stage_of_the_call(world, forge):
+    # The demo's rules are bound to the local gateway's name too (tests.conftest.DEMO_APIS).
+    other = f"arn:aws:execute-api:eu-west-1:210987654321:{LOCAL_DEMO_API}"
+    answer = world.client.lambda_.invoke(
+        AUTHORIZER,
+        {
+            "type": "TOKEN",
+            "authorizationToken": "Bearer " + forge.token(),
+            "methodArn": other + "/GET/people",
+        },
+    ).payload
+    resources = [r for s in answer["policyDocument"]["Statement"] for r in s["Resource"]]
+    assert resources
     assert all(r.startswith(other + "/") for r in resources)
 
 

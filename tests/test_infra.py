@@ -271,17 +271,33 @@ def test_authorizer_reads_the_deny_list_exactly_when_its_stage_checks_revocation
     checks = env.get("TESSERA_AUTHORIZER_CHECKS_REVOCATION", "false").lower() == "true"
     assert allows(p, "dynamodb:BatchGetItem", table_arn(stage)) == checks
     for st in p["Statement"]:
-        if any(a.startswith("dynamodb:") for a in _as_list(st["Action"])):
+        actions = _as_list(st["Action"])
+        if any(a.startswith("dynamodb:") for a in actions) and actions != ["dynamodb:Query"]:
             # only deny-list items (JTI#, FAMILY#), never clients' or users' records
             leading = st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
             assert sorted(leading) == ["FAMILY#*", "JTI#*"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
+def test_authorizer_queries_only_the_partition_of_the_api_rules(stage: str) -> None:
+    from chalicelib.api_rules_store import PARTITION
+
+    authorizer, _ = package.app_functions()
+    p = function_policies(stage)[authorizer]
+    queries = [st for st in p["Statement"] if "dynamodb:Query" in _as_list(st["Action"])]
+    assert len(queries) == 1
+    assert _as_list(queries[0]["Action"]) == ["dynamodb:Query"]
+    assert allows({"Statement": queries}, "dynamodb:Query", table_arn(stage))
+    assert len(_as_list(queries[0]["Resource"])) == 1  # the table, not its index
+    leading = queries[0]["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
+    assert leading == [PARTITION]
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_authorizer_writes_nothing_to_the_table(stage: str) -> None:
     authorizer, _ = package.app_functions()
     p = function_policies(stage)[authorizer]
-    for action in ("PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"):
+    for action in ("PutItem", "UpdateItem", "DeleteItem", "Scan"):
         assert not allows(p, f"dynamodb:{action}", table_arn(stage)), action
 
 
@@ -591,11 +607,13 @@ def _deployed(tmp_path: Path, stage: str, resources: list[dict[str, Any]]) -> Pa
 
 def test_infra_stack_is_wired_to_the_deployed_rotation_function_and_api(tmp_path: Path) -> None:
     arn = "arn:aws:lambda:us-east-1:123456789012:function:tessera-dev-rotate_keys"
+    auth = "arn:aws:lambda:us-east-1:123456789012:function:tessera-dev-tessera_authorizer"
     project = _deployed(
         tmp_path,
         "dev",
         [
             {"name": "rotate_keys", "resource_type": "lambda_function", "lambda_arn": arn},
+            {"name": "tessera_authorizer", "resource_type": "lambda_function", "lambda_arn": auth},
             {"name": "rest_api", "resource_type": "rest_api", "rest_api_id": "a1b2c3"},
         ],
     )
@@ -606,6 +624,7 @@ def test_infra_stack_is_wired_to_the_deployed_rotation_function_and_api(tmp_path
         "DomainName=auth-dev.example.com",  # TESSERA_ISSUER's host: chalice deploy's issuer
         "CertificateArn=arn:aws:acm:us-east-1:1:certificate/x",
         f"RotationFunctionArn={arn}",
+        f"AuthorizerFunctionArn={auth}",
         "RestApiId=a1b2c3",
         "ApiStage=api",
         "ApiName=tessera",

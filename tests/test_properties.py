@@ -64,11 +64,19 @@ def test_form_parser_answers_a_form_or_an_oauth_error(content_type, body):
         assert all(isinstance(k, str) and isinstance(v, str) and v for k, v in outcome.items())
 
 
+# Forms in which some name certainly appears twice (generated so, not filtered: filtering random
+# forms for a repeat rejects most of them and trips hypothesis's health check on some seeds).
+forms_with_a_repeat = st.tuples(
+    pairs,
+    st.sampled_from(["grant_type", "scope", "client_id", "x", ""]) | st.text(max_size=8),
+    st.text(max_size=12),
+    st.text(max_size=12),
+).flatmap(lambda t: st.permutations([*t[0], (t[1], t[2]), (t[1], t[3])]))
+
+
 @BOUNDED
-@given(pairs)
+@given(forms_with_a_repeat)
 def test_a_repeated_parameter_is_never_accepted(ps):
-    names = [name for name, _ in ps]
-    assume(len(names) != len(set(names)))
     with pytest.raises(OAuthError):
         parse_form(FORM, urlencode(ps).encode())
 

@@ -24,7 +24,7 @@ from chalicelib import admin, aws, services
 from chalicelib.admin_keys import key_rotator, pepper_rotator
 from chalicelib.authorizer import AuthorizerUnavailable, Unauthorized
 from chalicelib.authorizer import handle as authorizer_handle
-from chalicelib.config import settings
+from chalicelib.config import SIGNING_ALGS, settings
 from chalicelib.faults import BackendUnavailable
 from chalicelib.rotation import STEPS, RotationError, Timing, plan_rotation
 from tests.conftest import STAGE, basic, body, form_post
@@ -36,6 +36,14 @@ PEPPER = f"tessera/{STAGE}/pepper"
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=SIGNING_ALGS)
+def signing_alg(request: pytest.FixtureRequest) -> str:
+    """Every case runs for each algorithm a stage may choose (TESSERA_SIGNING_ALG): the seeded
+    keys and every key rotation creates have that algorithm."""
+    alg: str = request.param
+    return alg
 
 
 @pytest.fixture
@@ -160,7 +168,7 @@ def test_jwks_serves_the_public_set_including_next(app_client: Any) -> None:
 
 
 def test_full_rotation_timeline_never_rejects_a_valid_token(
-    app_client: Any, client: dict[str, Any], clock: Any
+    app_client: Any, client: dict[str, Any], clock: Any, signing_alg: str
 ) -> None:
     """Rotate every 2400 s (some runs wait for the next key, some promote), issue a token every
     150 s, and check every unexpired token at the authorizer at every instant, and at
@@ -189,6 +197,7 @@ def test_full_rotation_timeline_never_rejects_a_valid_token(
                 assert introspection_active(app_client, client, t)
         clock.advance(150)
     assert len(promoted) == 3
+    assert {header(t)["alg"] for t in tokens} == {signing_alg}
     issued_kids = [header(t)["kid"] for t in tokens]
     assert set(promoted) <= set(issued_kids)
     # The first key was retired once its last token had expired; its tokens fail everywhere.
@@ -196,6 +205,35 @@ def test_full_rotation_timeline_never_rejects_a_valid_token(
     assert first_kid not in states(PUBLIC)
     assert not authorizer_accepts(tokens[0])
     assert not introspection_active(app_client, client, tokens[0])
+
+
+def test_switching_the_stages_algorithm_by_rotation_never_rejects_a_valid_token(
+    app_client: Any, client: dict[str, Any], clock: Any, signing_alg: str, monkeypatch: Any
+) -> None:
+    """TESSERA_SIGNING_ALG changed on a live stage: the keys rotation creates from then on have
+    the new algorithm and are published before they sign, as any next key; the old algorithm's
+    keys keep verifying their tokens until those expire."""
+    other = next(a for a in SIGNING_ALGS if a != signing_alg)
+    monkeypatch.setenv("TESSERA_SIGNING_ALG", other)
+    services.reset()
+    settings()  # pinned before the test client overlays the local stage's variables
+    start = clock.now()
+    tokens: list[str] = []
+    next_rotation = start + 2400
+    while clock.now() < start + 12_000:
+        if clock.now() >= next_rotation:
+            key_rotator().rotate_now()
+            next_rotation += 2400
+        tokens.append(issue(app_client, client))
+        now = clock.now()
+        for t in tokens:
+            if now < exp_of(t):
+                assert authorizer_accepts(t), f"valid token rejected at +{now - start:.0f}s"
+        clock.advance(300)
+    algs = [header(t)["alg"] for t in tokens]
+    assert algs[0] == signing_alg
+    assert algs[-1] == other
+    assert algs == sorted(algs, key=lambda a: a == other)  # switched once, never back
 
 
 def test_key_stays_published_until_its_last_token_has_expired(
@@ -461,13 +499,13 @@ def test_outage_keeps_cached_keys_for_the_stale_bound_then_fails_closed(
 
 
 def test_admin_keys_list_shows_kid_alg_state_and_created(
-    aws: Any, capsys: pytest.CaptureFixture[str]
+    aws: Any, capsys: pytest.CaptureFixture[str], signing_alg: str
 ) -> None:
     status, out, _ = run_admin(capsys, "keys", "list", "--json")
     assert status == 0
     rows = json.loads(out)
     assert {r["id"]: r["state"] for r in rows} == states(KEYS)
-    assert all(r["alg"] == "ES256" and isinstance(r["created"], int) for r in rows)
+    assert all(r["alg"] == signing_alg and isinstance(r["created"], int) for r in rows)
     assert '"d"' not in out
 
 

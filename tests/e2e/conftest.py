@@ -11,6 +11,8 @@ It yields a ``LocalStack``:
 - ``base_url``: the API, which is also the issuer (``iss``), e.g. ``http://127.0.0.1:41234``;
   ``token_url``, ``jwks_url``, ``metadata_url`` are derived from it;
 - ``audience``: the ``aud`` of access tokens (the local stage's ``TESSERA_AUDIENCE``);
+- ``orders_url``: examples/orders, another team's API behind Tessera's authorizer (its rules are
+  not registered by the stack: tests register them with the admin command);
 - ``emulator_url``: the moto server, for direct AWS calls
   (``boto3.Session(...).client("dynamodb", endpoint_url=stack.emulator_url)``, or ``stack.env``);
 - ``env``: environment for subprocesses that talk to this stack (the admin command, scripts);
@@ -76,6 +78,7 @@ class LocalStack:
     audience: str
     env: dict[str, str]
     log_path: Path
+    orders_url: str = ""
     _run_id: str = field(default_factory=lambda: os.urandom(3).hex())
 
     @property
@@ -122,17 +125,24 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], stack: LocalStack) -> Non
                 f"the local stack exited with status {proc.returncode}:\n{stack.output()}",
                 pytrace=False,
             )
-        try:
-            with urllib.request.urlopen(stack.metadata_url, timeout=2) as resp:  # noqa: S310
-                if resp.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
+        if _answers(stack.metadata_url) == 200 and _answers(stack.orders_url + "/orders") == 401:
+            return
         time.sleep(0.1)
     pytest.fail(
         f"the local stack did not answer within {STARTUP_LIMIT_S:.0f} s:\n{stack.output()}",
         pytrace=False,
     )
+
+
+def _answers(url: str) -> int | None:
+    """The HTTP status a URL answers with, or None if nothing answers yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except (urllib.error.URLError, OSError):
+        return None
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -161,7 +171,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def running_stack(workdir: Path, **extra_env: str) -> Iterator[LocalStack]:
     """Start ``python -m infra.local_stack`` on free ports (with ``extra_env`` on top of this
     process's environment), wait until it serves, and stop it on exit."""
-    api_port, emulator_port = _free_ports(2)
+    api_port, emulator_port, orders_port = _free_ports(3)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -171,6 +181,7 @@ def running_stack(workdir: Path, **extra_env: str) -> Iterator[LocalStack]:
         {
             "API_PORT": str(api_port),
             "EMULATOR_PORT": str(emulator_port),
+            "ORDERS_PORT": str(orders_port),
             "TESSERA_LOCAL_STATE": str(workdir / "local-stack.json"),
             "PYTHONUNBUFFERED": "1",
             **extra_env,
@@ -179,6 +190,7 @@ def running_stack(workdir: Path, **extra_env: str) -> Iterator[LocalStack]:
     stack = LocalStack(
         base_url=f"http://127.0.0.1:{api_port}",
         emulator_url=f"http://127.0.0.1:{emulator_port}",
+        orders_url=f"http://127.0.0.1:{orders_port}",
         audience=_local_audience(),
         env=env,
         log_path=workdir / "output.log",
