@@ -2,7 +2,7 @@
 
 Keep this module light: the API handler imports it at every cold start. (In AWS the authorizer
 function runs ``chalicelib.authorizer_lambda.handler`` and never imports it; ``chalice local`` runs
-``tessera_authorizer`` below.) Services are built lazily by ``chalicelib.services``.
+``tessera_authorizer`` below.) Services are built lazily by ``chalicelib.web.services``.
 """
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from typing import Any
 
 from chalice.app import AuthRequest, Chalice, Response
 
-from chalicelib import http, services, telemetry
-from chalicelib.api_rules import AUTHORIZER_CACHE_TTL
-from chalicelib.config import demo_enabled
+from chalicelib.core import telemetry
+from chalicelib.core.api_rules import AUTHORIZER_CACHE_TTL
+from chalicelib.core.config import demo_enabled
+from chalicelib.web import http, services
 
-# Our log lines are JSON with the invocation's request id (chalicelib.telemetry), not Chalice's.
+# Our log lines are JSON with the invocation's request id (chalicelib.core.telemetry), not
+# Chalice's.
 app = Chalice(app_name="tessera", configure_logs=False)
 app.debug = False  # no tracebacks in 500 bodies, ever
 
@@ -25,9 +27,9 @@ _ALL_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"]  # a
 
 @app.middleware("http")
 def request_log(event: Any, get_response: Any) -> Any:
-    """One JSON line per request (chalicelib.audit): never a token, secret or password; the
-    request is one invocation (chalicelib.telemetry: request id, cold start, its metrics)."""
-    from chalicelib import audit
+    """One JSON line per request (chalicelib.core.audit): never a token, secret or password; the
+    request is one invocation (chalicelib.core.telemetry: request id, cold start, its metrics)."""
+    from chalicelib.core import audit
 
     with telemetry.Invocation(event.lambda_context):
         return audit.log_request(event, get_response)
@@ -38,7 +40,7 @@ def request_log(event: Any, get_response: Any) -> Any:
 
 @app.route("/oauth2/token", methods=_ALL_METHODS, content_types=_ANY)
 def token() -> Response:
-    """RFC 6749 token endpoint (chalicelib.token_endpoint); CORS for browser apps (.cors)."""
+    """RFC 6749 token endpoint (chalicelib.oauth.token_endpoint); CORS for browser apps (.cors)."""
     request = http.to_oauth_request(app.current_request)
     response = http.oauth_call(lambda: services.token_endpoint().handle(request))
     return http.with_cors(response, request, services.cached_clients())
@@ -46,7 +48,7 @@ def token() -> Response:
 
 @app.route("/oauth2/revoke", methods=_ALL_METHODS, content_types=_ANY)
 def revoke() -> Response:
-    """RFC 7009 revocation (chalicelib.revocation): 200 with an empty body; CORS as /token."""
+    """RFC 7009 revocation (chalicelib.oauth.revocation): 200 with an empty body; CORS as /token."""
     request = http.to_oauth_request(app.current_request)
 
     def run() -> Response:
@@ -58,13 +60,13 @@ def revoke() -> Response:
 
 @app.route("/oauth2/introspect", methods=_ALL_METHODS, content_types=_ANY)
 def introspect() -> Response:
-    """RFC 7662 introspection (chalicelib.introspection)."""
+    """RFC 7662 introspection (chalicelib.oauth.introspection)."""
     return http.oauth_call(
         lambda: services.introspection_endpoint().handle(http.to_oauth_request(app.current_request))
     )
 
 
-# --- Authorization code + PKCE and the account pages (chalicelib.authorize, .account) -----
+# --- Authorization code + PKCE and the account pages (chalicelib.web.authorize, .account) -----
 
 
 def _now() -> int:
@@ -140,13 +142,13 @@ def logout() -> Response:
     )
 
 
-# --- OpenID Connect: userinfo and RP-initiated logout (chalicelib.userinfo, .logout) ------
+# --- OpenID Connect: userinfo and RP-initiated logout (chalicelib.oauth.userinfo, .logout) ------
 
 
 @app.route("/oauth2/userinfo", methods=_ALL_METHODS, content_types=_ANY)
 def userinfo() -> Response:
     """OIDC Core §5.3 with RFC 6750 answers; any origin may read them (bearer only, no cookie)."""
-    from chalicelib.userinfo import CORS_HEADERS
+    from chalicelib.oauth.userinfo import CORS_HEADERS
 
     request = http.to_oauth_request(app.current_request)
     if request.method == "OPTIONS":  # CORS preflight: the Authorization header needs one
@@ -183,10 +185,10 @@ def end_session_form() -> Response:
 
 @app.route("/.well-known/oauth-authorization-server", methods=["GET"], content_types=_ANY)
 def authorization_server_metadata() -> Response:
-    """RFC 8414 metadata, with the OpenID Provider's members (chalicelib.discovery)."""
-    from chalicelib.config import settings
-    from chalicelib.discovery import with_openid
-    from chalicelib.metadata import metadata
+    """RFC 8414 metadata, with the OpenID Provider's members (chalicelib.oauth.discovery)."""
+    from chalicelib.core.config import settings
+    from chalicelib.oauth.discovery import with_openid
+    from chalicelib.oauth.metadata import metadata
 
     def build() -> Any:
         s = settings()
@@ -212,8 +214,8 @@ def openid_configuration() -> Response:
 @app.route("/.well-known/jwks.json", methods=["GET"], content_types=_ANY)
 def jwks() -> Response:
     """RFC 7517 key set: the public set the authorizer trusts (next, current, previous).
-    max-age = key_cache_ttl, which the rotation's publish delay covers (chalicelib.rotation)."""
-    from chalicelib.config import settings
+    max-age = key_cache_ttl, which the rotation's publish delay covers (chalicelib.ops.rotation)."""
+    from chalicelib.core.config import settings
 
     def build() -> Response:
         return http.json_response(
@@ -229,16 +231,16 @@ def jwks() -> Response:
 
 @app.authorizer(ttl_seconds=AUTHORIZER_CACHE_TTL)
 def tessera_authorizer(auth_request: AuthRequest) -> dict[str, Any]:
-    """API Gateway authorizer (chalicelib.authorizer): a policy from the called API's registered
+    """API Gateway authorizer (chalicelib.web.authorizer): a policy from the called API's registered
     rules and the token's scopes, ``Unauthorized`` (401) for a missing, invalid, expired or revoked
     token; a fault never allows. Chalice wires the demo routes to it (their rules are data, seeded
     like any attached API's); the deployed function runs the same body without Chalice
     (chalicelib/authorizer_lambda.py), for TOKEN, REQUEST and HTTP API events.
     """
-    from chalicelib import authorizer
+    from chalicelib import authorizer_lambda
 
     with telemetry.Invocation(None):  # Chalice does not pass the Lambda context on
-        return authorizer.handle(auth_request.token, auth_request.method_arn)
+        return authorizer_lambda.handle(auth_request.token, auth_request.method_arn)
 
 
 # The demo API exists only in stages whose TESSERA_DEMO is on (local, dev): Chalice builds the
@@ -249,7 +251,7 @@ if demo_enabled():
     @app.route("/people", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
     def list_people() -> Response:
         """Demo API, scope people:read (its rules: infra/demo-rules.json)."""
-        from chalicelib import demo_api
+        from chalicelib.web import demo_api
 
         return http.oauth_call(demo_api.list_people)
 
@@ -258,21 +260,21 @@ if demo_enabled():
     )
     def get_person(person_id: str) -> Response:
         """Demo API, scope people:read."""
-        from chalicelib import demo_api
+        from chalicelib.web import demo_api
 
         return http.oauth_call(lambda: demo_api.get_person(person_id))
 
     @app.route("/articles", methods=["GET"], authorizer=tessera_authorizer, content_types=_ANY)
     def list_articles() -> Response:
         """Demo API, scope articles:read."""
-        from chalicelib import demo_api
+        from chalicelib.web import demo_api
 
         return http.oauth_call(demo_api.list_articles)
 
     @app.route("/articles", methods=["POST"], authorizer=tessera_authorizer, content_types=_ANY)
     def create_article() -> Response:
         """Demo API, scope articles:write; the author is the token's subject."""
-        from chalicelib import demo_api
+        from chalicelib.web import demo_api
 
         request = app.current_request
         assert request is not None
@@ -291,9 +293,10 @@ if demo_enabled():
 @app.lambda_function(name="rotate_keys")
 @telemetry.lambda_entry
 def rotate_keys(event: dict[str, Any], context: Any) -> None:
-    """Secrets Manager rotation of the signing keys and the pepper (chalicelib.rotation)."""
-    from chalicelib import aws, rotation
-    from chalicelib.config import settings
+    """Secrets Manager rotation of the signing keys and the pepper (chalicelib.ops.rotation)."""
+    from chalicelib.core.config import settings
+    from chalicelib.ops import rotation
+    from chalicelib.store import aws
 
     try:
         rotation.handle_event(event, aws.client("secretsmanager"), services.clock(), settings())

@@ -302,7 +302,7 @@ def handler_of(functions: dict[str, str], entry: str) -> str:
 
 def fresh_token(world: dict[str, Any]) -> str:
     """A valid access token signed by the captured key set (the bench process may import us)."""
-    from chalicelib import access_tokens, key_objects, keys
+    from chalicelib.tokens import access_tokens, key_objects, keys
 
     prefix = f"GetSecretValue:tessera/{common.STAGE}/signing-keys"
     body = next(v for k, v in world["canned"]["setup"].items() if k.startswith(prefix))["body"]

@@ -32,7 +32,8 @@ class Harness:
     def fresh_container(self) -> None:
         """What a new Lambda container has: no services, no clients, no caches. The stores'
         botocore clients are answered by the replayer."""
-        from chalicelib import aws, services
+        from chalicelib.store import aws
+        from chalicelib.web import services
 
         services.reset()
         self.replayer.attach(aws.client("dynamodb"))
@@ -77,7 +78,7 @@ def scenario_events(world: dict[str, Any], name: str, n: int) -> list[dict[str, 
 
 def stub_argon2(password: str) -> None:
     """Replace the Argon2id check by an exact comparison, so the rest of the grant is visible."""
-    from chalicelib import passwords
+    from chalicelib.tokens import passwords
 
     def verify(candidate: str, phc: str | None) -> bool:
         return phc is not None and candidate == password
@@ -86,7 +87,7 @@ def stub_argon2(password: str) -> None:
 
 
 def measure_argon2(repeats: int) -> dict[str, float]:
-    from chalicelib import passwords
+    from chalicelib.tokens import passwords
 
     phc = passwords.hash_password("correct horse battery staple")
     cpu, wall = [], []
@@ -145,7 +146,7 @@ def measure_endpoint(h: Harness, name: str, n: int, repeats: int) -> dict[str, A
 
 def uncached_client_calls(h: Harness, n: int) -> float:
     """client_credentials round trips when the client record is not cached (cache TTL 0)."""
-    from chalicelib.config import settings
+    from chalicelib.core.config import settings
 
     os.environ["TESSERA_CLIENT_CACHE_TTL"] = "0"
     settings.cache_clear()
@@ -173,8 +174,9 @@ def measure_authorizer(h: Harness, n: int, repeats: int) -> dict[str, Any]:
     from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
     from jwt.utils import base64url_decode
 
-    from chalicelib import access_tokens, services
-    from chalicelib.config import settings
+    from chalicelib.core.config import settings
+    from chalicelib.tokens import access_tokens
+    from chalicelib.web import services
 
     h.fresh_container()
     s = settings()
@@ -233,9 +235,7 @@ def measure_authorizer(h: Harness, n: int, repeats: int) -> dict[str, Any]:
         effects.add(answer["policyDocument"]["Statement"][0]["Effect"])
 
     def body(i: int) -> None:
-        from chalicelib import authorizer
-
-        authorizer.handle(auth_events[i]["authorizationToken"], auth_events[i]["methodArn"])
+        authorizer_lambda.handle(auth_events[i]["authorizationToken"], auth_events[i]["methodArn"])
 
     if handler is not None:
         h.replayer.scenario = "authorizer"

@@ -174,8 +174,8 @@ def expect(stats: Stats, op: str, status: int, wanted: int) -> bool:
 
 def check_refresh_tokens(stats: Stats) -> list[str]:
     """Every refresh token issued is in the state the workload left it in (read from the store)."""
-    from chalicelib import services
-    from chalicelib.grant_store import ACTIVE, ROTATED
+    from chalicelib.store.grant_store import ACTIVE, ROTATED
+    from chalicelib.web import services
 
     refresh = services.refresh_grants()
     problems = []
@@ -252,7 +252,8 @@ def main() -> int:
 def _run(api_port: int, state: str, seconds: float) -> int:
     # This process talks to the stack's emulator like the admin command does.
     os.environ["TESSERA_LOCAL_STATE"] = state
-    from chalicelib import admin, services
+    from chalicelib.ops import admin
+    from chalicelib.web import services
 
     admin.use_stage("local")
     scope = ["people:read", "articles:read"]

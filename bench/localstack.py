@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
                 [
                     sys.executable,
                     "-m",
-                    "chalicelib.admin",
+                    "chalicelib.ops.admin",
                     "--stage",
                     "local",
                     "client",

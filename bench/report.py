@@ -421,7 +421,7 @@ METHOD = """## Method
 - **Canned AWS.** `bench.world` builds the stack once in moto (`infra/template.yaml`), registers
   the clients and the user, runs every scenario through the Lambda handler and records each AWS
   response (botocore `response-received`). The measurement processes have no moto: the functions'
-  botocore clients (`chalicelib/aws.py`, as every stage deploys them) are answered at their
+  botocore clients (`chalicelib/store/aws.py`, as every stage deploys them) are answered at their
   `before-send` hook, so botocore's request building, signing and response parsing are measured;
   no socket is opened. The same hook counts round trips.
 - **Authorizer.** Distinct valid tokens (1,000 per repeat, 7 repeats), warm key ring. Floor:
@@ -482,7 +482,8 @@ NOTES = """## Targets missed: why, and what would fix them
 - **The authorizer runs as a plain handler** (`chalicelib/authorizer_lambda.py`; the packaged
   template names it, `make deploy` switches to it after `chalice deploy`): it does not import
   `app.py` and Chalice. `app.tessera_authorizer` stays for route wiring and `chalice local`.
-- **botocore, not boto3** (`chalicelib/aws.py`): one botocore session and one client per service,
+- **botocore, not boto3** (`chalicelib/store/aws.py`): one botocore session and one client per
+  service,
   built on the first call and kept for the container; boto3 would add s3transfer and more
   (~55 ms). Every stage, the local stack and the tests use these clients. Until this change the
   API handler and the authorizer used a hand-written standard-library AWS client instead; it was
@@ -494,13 +495,14 @@ NOTES = """## Targets missed: why, and what would fix them
   spares importing `inspect` and generating methods per class (~10-15 ms); `secrets` (and
   `random`) are imported only where a token, an id or a retry delay is made.
 - **Authorizer body.** The policy statement is memoised per (API/stage prefix, scope set) in
-  chalicelib/authorizer.py: Bearer parsing, a dict lookup and the flat context add a few µs to
+  chalicelib/web/authorizer.py: Bearer parsing, a dict lookup and the flat context add a few µs to
   validate. On this shared, loaded machine the run-to-run spread of this ratio is about +-0.1.
-- Tokens through PyJWT (`chalicelib/access_tokens.py`, `chalicelib/key_objects.py`): `PyJWK` key
+- Tokens through PyJWT (`chalicelib/tokens/access_tokens.py`, `chalicelib/tokens/key_objects.py`):
+  `PyJWK` key
   objects loaded once per key-set version; `PyJWS.decode_complete` verifies (its per-character
   base64url check is most of what it adds over the raw verify); protected headers decoded once per
   distinct encoded header (a bounded cache of 64, validated headers only); the claims decoded once,
   as UTF-8 with one prebuilt JSON decoder that detects duplicate members by comparing sizes (built
   in C). Replacing the hand-written `chalicelib/jose.py` took validate from ~1.3x to ~1.9x.
-- `.pyc` shipped in the package (`make package`); `chalicelib/config.py` imports `pathlib` only
+- `.pyc` shipped in the package (`make package`); `chalicelib/core/config.py` imports `pathlib` only
   where a local-state path is built (~5 ms)."""

@@ -50,7 +50,9 @@ def capture() -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
-    from chalicelib import admin, aws, services
+    from chalicelib.ops import admin
+    from chalicelib.store import aws
+    from chalicelib.web import services
     from infra.provision import provision
     from infra.seed import seed_all
 
@@ -162,7 +164,7 @@ def capture_rotation(app_module: Any, recorder: canned.Recorder) -> dict[str, An
     handler = getattr(app_module, entry, None)
     if handler is None:
         return None
-    from chalicelib import aws
+    from chalicelib.store import aws
 
     sm = aws.client("secretsmanager")
     arn = sm.describe_secret(SecretId=f"tessera/{common.STAGE}/signing-keys")["ARN"]

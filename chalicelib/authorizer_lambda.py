@@ -10,16 +10,19 @@ function's handler is this module instead (``infra/package.py`` sets it in the p
 as much as a bare Chalice app's whole cold start, for a function that never routes a request
 (BENCHMARKS.md, cold start).
 
-Both entry points call ``chalicelib.authorizer.handle_event``, so they answer alike;
+Both entry points call ``handle_event`` here, so they answer alike;
 tests/test_authorizer*.py run every TOKEN case through both.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from chalicelib import telemetry
-from chalicelib.authorizer import handle_event
+from chalicelib.core import telemetry
+from chalicelib.web.authorizer import AuthorizerUnavailable, Unauthorized, read_event
+
+log = logging.getLogger("tessera.authorizer")
 
 
 @telemetry.lambda_entry
@@ -27,3 +30,29 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     """Any authorizer event: the answer, ``Unauthorized`` or ``AuthorizerUnavailable``. An event
     that is not API Gateway's is a 401 or a fault, never an allow."""
     return handle_event(event)
+
+
+def handle(authorization: object, method_arn: str) -> dict[str, Any]:
+    """A REST TOKEN authorization: what Chalice's built-in authorizer passes on."""
+    event = {"type": "TOKEN", "authorizationToken": authorization, "methodArn": method_arn}
+    return handle_event(event)
+
+
+def handle_event(event: object) -> dict[str, Any]:
+    """The authorizer Lambda's body: an answer, ``Unauthorized``, or ``AuthorizerUnavailable``."""
+    # The wiring is imported here, not by chalicelib.web.authorizer: the authorizer's rules and
+    # validation know nothing of how they are built (no import circle with services).
+    from chalicelib.web import services
+
+    try:
+        call = read_event(event)
+        result: dict[str, Any] = services.authorizer().answer(call)
+        telemetry.count_authorizer_answer(result)
+        return result
+    except Unauthorized:
+        telemetry.count("AuthorizerDeny")
+        raise
+    except Exception as exc:  # any fault denies: never an allow, never the details
+        log.error("authorizer fault", extra={"error_type": type(exc).__name__})
+    telemetry.count("AuthorizerError")
+    raise AuthorizerUnavailable()

@@ -46,7 +46,8 @@ from typing import Any
 from chalice import local
 from chalice.app import ChaliceAuthorizer, CustomAuthorizer
 
-from chalicelib.authorizer import UNAUTHORIZED, bearer_token
+from chalicelib.oauth.bearer import bearer_token
+from chalicelib.web.authorizer import UNAUTHORIZED
 from infra.seed import LOCAL_DEMO_API
 
 DEFAULT_REALM = "tessera"
@@ -75,7 +76,7 @@ class GatewayResponse(local.LocalGatewayException):
 
 def _realm() -> str:
     try:
-        from chalicelib.config import settings
+        from chalicelib.core.config import settings
 
         return settings().realm
     except Exception:
@@ -196,7 +197,8 @@ def _offers_bearer(header: object) -> bool:
 def _needed_scope(method: str, raw_path: str) -> str | None:
     """The scope the called route's rule names (for the local 403's ``scope`` attribute)."""
     try:
-        from chalicelib import api_rules, services
+        from chalicelib.core import api_rules
+        from chalicelib.web import services
 
         rule_set = services.api_rules().for_api(_api)
         path = api_rules.split_path(raw_path.split("?", 1)[0])

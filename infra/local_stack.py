@@ -88,7 +88,7 @@ def point_process_at(endpoint: str, issuer: str) -> dict[str, str]:
 
 
 def write_state(path: Path, endpoint: str, api: str, issuer: str) -> None:
-    """What ``chalicelib.admin.use_stage`` reads: where the emulator is, and the app's env."""
+    """What ``chalicelib.ops.admin.use_stage`` reads: where the emulator is, and the app's env."""
     state = {"endpoint": endpoint, "region": REGION, "api": api, "env": {"TESSERA_ISSUER": issuer}}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
@@ -156,7 +156,7 @@ Ctrl-C stops everything.
 def signing_alg() -> str:
     """The local stage's TESSERA_SIGNING_ALG (this process's environment first, as for the
     app): the algorithm of the seeded keys."""
-    from chalicelib.config import SIGNING_ALGS
+    from chalicelib.core.config import SIGNING_ALGS
     from infra.local_attached import tessera_env
 
     alg = os.environ.get("TESSERA_SIGNING_ALG") or tessera_env(STAGE).get("TESSERA_SIGNING_ALG")
@@ -222,7 +222,7 @@ def _serve(api_port: int) -> None:
 
 
 def run() -> None:
-    from chalicelib.config import local_state_path
+    from chalicelib.core.config import local_state_path
 
     api_port = _port("API_PORT", 8000)
     emulator_port = _port("EMULATOR_PORT", 5000)

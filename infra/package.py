@@ -151,7 +151,8 @@ def stage_config(stage: str) -> dict[str, Any]:
 
 
 def demo_on(stage: str) -> bool:
-    """The stage's demo switch, ``TESSERA_DEMO`` (chalicelib.config.demo_enabled reads the same)."""
+    """The stage's demo switch, ``TESSERA_DEMO`` (chalicelib.core.config.demo_enabled reads the
+    same)."""
     raw = stage_config(stage)["env"].get("TESSERA_DEMO", "")
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 

@@ -15,10 +15,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from chalicelib.keys import bootstrap_key_sets, parse_key_set
-from chalicelib.peppers import bootstrap_pepper_set, parse_pepper_set
+from chalicelib.tokens.keys import bootstrap_key_sets, parse_key_set
+from chalicelib.tokens.peppers import bootstrap_pepper_set, parse_pepper_set
 
-# The demo API's route rules: data, registered like any attached API's (chalicelib.api_rules).
+# The demo API's route rules: data, registered like any attached API's (chalicelib.core.api_rules).
 DEMO_RULES = Path(__file__).with_name("demo-rules.json")
 # Tessera's own API as the local gateway names it in ARNs (infra/local_gateway.py).
 LOCAL_DEMO_API = "tessera-demo/api"
@@ -48,15 +48,15 @@ def seed_pepper(sm: Any, stage: str, now: int) -> None:
 
 
 def seed_demo(session: Any, stage: str) -> None:
-    """The demo API's people and articles (chalicelib.demo_store), idempotent."""
-    from chalicelib.demo_store import DemoStore
+    """The demo API's people and articles (chalicelib.store.demo_store), idempotent."""
+    from chalicelib.store.demo_store import DemoStore
 
     DemoStore(session.client("dynamodb"), f"tessera-demo-{stage}").seed()
 
 
 def demo_rules(apis: Iterable[str]) -> Any:
     """The demo's rule set (infra/demo-rules.json), bound to ``apis`` (``<api-id>/<stage>``)."""
-    from chalicelib.api_rules import parse_rule_set
+    from chalicelib.core.api_rules import parse_rule_set
 
     doc = json.loads(DEMO_RULES.read_text())
     return parse_rule_set({**doc, "apis": list(apis)})
@@ -64,7 +64,7 @@ def demo_rules(apis: Iterable[str]) -> Any:
 
 def seed_demo_rules(session: Any, stage: str, apis: Iterable[str], now: int | None = None) -> None:
     """Attach the demo API to the authorizer, as ``admin authorizer rules put`` would."""
-    from chalicelib.api_rules_store import RulesStore
+    from chalicelib.store.api_rules_store import RulesStore
 
     store = RulesStore(session.client("dynamodb"), f"tessera-{stage}")
     store.put(demo_rules(apis), int(now if now is not None else time.time()))

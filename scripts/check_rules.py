@@ -7,16 +7,16 @@
    non-literal operands one of which is named like a secret, password, hash, digest, MAC or
    signature is an error (runtime code: app.py, chalicelib/).
 3. No HS256/HS384/HS512 and no ``"none"`` algorithm in the token validation path
-   (chalicelib/key_objects.py, access_tokens.py, authorizer.py, introspection.py).
+   (chalicelib/tokens/key_objects.py, access_tokens.py, authorizer.py, introspection.py).
 4. No ``app.debug`` switched on anywhere (tracebacks in 500 bodies).
 5. No ``print`` or log call whose arguments mention a variable named token, secret or password
    (runtime code). Log the ``jti``, family id or a hash prefix instead.
-6. ``compare_digest`` is called only in chalicelib/untrusted.py (runtime code): everything else
+6. ``compare_digest`` is called only in chalicelib/core/untrusted.py (runtime code): everything else
    uses ``untrusted.same``, which compares bytes (``compare_digest`` raises on non-ASCII ``str``,
    so a hostile token became a 500).
 7. Runtime code opens no network connection itself: no import of ``socket``, ``ssl``,
    ``http.client``, ``urllib.request`` or ``asyncio``. AWS is reached through botocore
-   (chalicelib/aws.py), whose HTTP, TLS and signing are well kept and tested.
+   (chalicelib/store/aws.py), whose HTTP, TLS and signing are well kept and tested.
 
 Usage: ``python scripts/check_rules.py [paths...]`` (default: the repository). Exit status 1 and one
 ``path:line: rule: message`` line per finding.
@@ -33,10 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SKIP_DIRS = {".venv", ".venv-tools", "build", ".git", ".chalice", "node_modules", "__pycache__"}
 VALIDATION_PATH = {
-    "chalicelib/key_objects.py",
-    "chalicelib/access_tokens.py",
-    "chalicelib/authorizer.py",
-    "chalicelib/introspection.py",
+    "chalicelib/tokens/key_objects.py",
+    "chalicelib/tokens/access_tokens.py",
+    "chalicelib/web/authorizer.py",
+    "chalicelib/oauth/introspection.py",
 }
 SECRETISH = re.compile(
     r"(secret|passw(or)?d|(^|_)hash(es)?($|_)|_hash$|digest|(^|_)mac($|_)|signature)", re.I
@@ -47,7 +47,7 @@ LOGGED_NAME = re.compile(r"(^|_)(tokens?|secrets?|passw(or)?ds?)($|_)", re.I)
 LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critical", "log"}
 LOGGER_NAMES = re.compile(r"^(log|logger|logging|_log|LOG|LOGGER)$")
 HMAC_ALGS = {"HS256", "HS384", "HS512"}
-SAFE_COMPARE = "chalicelib/untrusted.py"
+SAFE_COMPARE = "chalicelib/core/untrusted.py"
 # Modules that open connections; runtime code leaves that to botocore (rule 7).
 NETWORK_MODULES = {"socket", "ssl", "http.client", "urllib.request", "asyncio"}
 

@@ -21,9 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import ECAlgorithm
 
-from chalicelib import aws as aws_clients
-from chalicelib import key_objects, services
-from chalicelib.config import settings
+from chalicelib.core.config import settings
+from chalicelib.store import aws as aws_clients
+from chalicelib.tokens import key_objects
+from chalicelib.web import services
 from tests.conftest import AUDIENCE, ISSUER
 
 AUTHORIZER = "tessera_authorizer"
@@ -208,7 +209,7 @@ def invoker(client: Any, entry: str = "chalice") -> Invoke:
 def rejecter(invoke: Invoke) -> Callable[[str], None]:
     """Assert API Gateway's 401: an error whose message is exactly ``Unauthorized`` (not a
     fault, which would be a 500/503, and never a policy)."""
-    from chalicelib.authorizer import UNAUTHORIZED, AuthorizerUnavailable
+    from chalicelib.web.authorizer import UNAUTHORIZED, AuthorizerUnavailable
 
     def check(authorization: str) -> None:
         with pytest.raises(Exception, match=f"^{UNAUTHORIZED}$") as caught:

@@ -17,8 +17,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import services
-from chalicelib.clock import FakeClock
+from chalicelib.core.clock import FakeClock
+from chalicelib.web import services
 from infra.provision import provision
 from infra.seed import LOCAL_DEMO_API, seed_demo_rules, seed_secrets
 
@@ -49,7 +49,8 @@ TEST_ENV = {
     "TESSERA_PASSWORD_GRANT": "true",
 }
 
-# app.py declares the demo routes only when TESSERA_DEMO is on at its import (chalicelib.config's
+# app.py declares the demo routes only when TESSERA_DEMO is on at its import
+# (chalicelib.core.config's
 # demo_enabled): on for the whole test process, as in the local and dev stages.
 os.environ.setdefault("TESSERA_DEMO", "true")
 
@@ -150,7 +151,7 @@ def app_client(aws: boto3.Session) -> Iterator[Any]:
     from chalice.test import Client
 
     import app as app_module
-    from chalicelib.config import settings
+    from chalicelib.core.config import settings
 
     # The test client overlays the "local" stage's variables (.chalice/config.json) on os.environ
     # during each call; read the settings now, from the test environment, so a first read inside
@@ -184,7 +185,7 @@ def body(resp: Any) -> Any:
 
 @pytest.fixture
 def make_client(aws: boto3.Session) -> Any:
-    from chalicelib import admin
+    from chalicelib.ops import admin
 
     def make(**kwargs: Any) -> dict[str, Any]:
         kwargs.setdefault("name", "test app")
@@ -200,7 +201,7 @@ _USER_HASHES: dict[str, str] = {}
 
 
 def _shared_hash(password: str) -> str:
-    from chalicelib.passwords import hash_password
+    from chalicelib.tokens.passwords import hash_password
 
     found = _USER_HASHES.get(password)
     if found is None:
@@ -217,7 +218,7 @@ def make_user(aws: boto3.Session) -> Any:
     verifies it for real), only its salt is shared between users with the same password. The
     hashing itself is tested through ``admin`` and ``passwords`` directly.
     """
-    from chalicelib import admin
+    from chalicelib.ops import admin
 
     def make(username: str = "alice", password: str = "correct horse battery") -> dict[str, Any]:
         with pytest.MonkeyPatch.context() as mp:

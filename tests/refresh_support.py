@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws, services
+from chalicelib.store import aws
+from chalicelib.web import services
 from tests.conftest import basic, body, form_post
 
 PASSWORD = "correct horse battery"
@@ -58,7 +59,7 @@ def claims(access_token: str) -> dict[str, Any]:
 
 def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
     """Change settings for the rest of the test: env first, then rebuild every service."""
-    from chalicelib.config import settings
+    from chalicelib.core.config import settings
 
     for k, v in values.items():
         monkeypatch.setenv(k, v)
@@ -68,8 +69,8 @@ def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
 
 def table_items(prefix: str) -> list[dict[str, Any]]:
     """Every item whose pk starts with ``prefix`` (a scan: tests only)."""
-    from chalicelib import table
-    from chalicelib.config import settings
+    from chalicelib.core.config import settings
+    from chalicelib.store import table
 
     ddb = aws.client("dynamodb")
     items = ddb.scan(TableName=settings().table_name)["Items"]

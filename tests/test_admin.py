@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import admin, services
+from chalicelib.ops import admin
+from chalicelib.web import services
 from tests.conftest import body, form_post
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,7 +207,7 @@ def test_public_client_cannot_have_client_credentials(cli: Any) -> None:
 def test_password_client_is_refused_where_the_stage_disables_the_grant(
     cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.config import settings
+    from chalicelib.core.config import settings
 
     monkeypatch.setenv("TESSERA_PASSWORD_GRANT", "false")
     settings.cache_clear()
@@ -314,13 +315,13 @@ def _run_command(state_file: Path, *args: str) -> Run:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
     env["TESSERA_LOCAL_STATE"] = str(state_file)
     done = subprocess.run(
-        [sys.executable, "-m", "chalicelib.admin", "--stage", "local", *args],
+        [sys.executable, "-m", "chalicelib.ops.admin", "--stage", "local", *args],
         cwd=ROOT,
         env=env,
         input="",
         capture_output=True,
         text=True,
-        timeout=120,  # a hang guard, not a measurement: retries are bounded in chalicelib.aws
+        timeout=120,  # a hang guard, not a measurement: retries are bounded in chalicelib.store.aws
         check=False,
     )
     return Run(done.returncode, done.stdout, done.stderr)
@@ -372,7 +373,7 @@ def test_missing_aws_region_is_a_one_line_error(tmp_path: Path) -> None:
         }
     )
     done = subprocess.run(
-        [sys.executable, "-m", "chalicelib.admin", "--stage", "dev", "client", "list"],
+        [sys.executable, "-m", "chalicelib.ops.admin", "--stage", "dev", "client", "list"],
         cwd=ROOT,
         env=env,
         input="",
@@ -393,7 +394,7 @@ def test_missing_aws_region_is_a_one_line_error(tmp_path: Path) -> None:
 )
 def test_help_is_plain_text_for_operators_without_internals(args: list[str]) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "chalicelib.admin", *args, "--help"],
+        [sys.executable, "-m", "chalicelib.ops.admin", *args, "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -403,12 +404,12 @@ def test_help_is_plain_text_for_operators_without_internals(args: list[str]) -> 
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: python -m chalicelib.admin")
-    for internal in ("``", "EXTENSIONS", "admin_", "chalicelib.login_guard", "subcommands"):
+    for internal in ("``", "EXTENSIONS", "admin_", "chalicelib.oauth.login_guard", "subcommands"):
         assert internal not in done.stdout, internal
 
 
 def test_client_ids_are_lowercase_alphanumeric_and_never_look_like_options():
-    from chalicelib.clients import new_client_id
+    from chalicelib.store.clients import new_client_id
 
     ids = {new_client_id() for _ in range(2000)}
     assert len(ids) == 2000

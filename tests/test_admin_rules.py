@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import admin, services
+from chalicelib.ops import admin
+from chalicelib.web import services
 from tests.conftest import TEST_API
 
 

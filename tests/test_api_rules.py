@@ -1,4 +1,4 @@
-"""Per-API route rules (chalicelib.api_rules): templates, matching, and the policies built from
+"""Per-API route rules (chalicelib.core.api_rules): templates, matching, and the policies built from
 them, evaluated the way IAM evaluates an authorizer's policy (infra.local_gateway.policy_allows:
 ``*`` matches any characters, ``/`` included; an explicit Deny wins).
 
@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import api_rules
-from chalicelib.api_rules import RulesError, RuleSet, Statements
+from chalicelib.core import api_rules
+from chalicelib.core.api_rules import RulesError, RuleSet, Statements
 from infra.local_gateway import policy_allows
 
 PREFIX = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/api"

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from chalicelib import pkce
+from chalicelib.oauth import pkce
 from tests.conftest import ISSUER, basic, body, form_post
 
 REDIRECT = "https://app.example/cb"
@@ -724,7 +724,7 @@ def test_verifier_for_a_code_issued_without_challenge_is_refused(app_client, mak
 def test_hosted_sign_in_locks_like_the_password_grant(app_client, spa, alice, clock):
     """Same guard as the password grant: after the threshold of failures even the right password
     gets the same 'invalid' page (no session), until the lock ends."""
-    from chalicelib.config import settings
+    from chalicelib.core.config import settings
 
     threshold = settings().lockout_threshold
     for _ in range(threshold):
@@ -744,7 +744,7 @@ def test_hosted_sign_in_locks_like_the_password_grant(app_client, spa, alice, cl
 
 
 def test_hosted_sign_in_failures_lock_the_account_page_too(app_client, spa, alice):
-    from chalicelib.config import settings
+    from chalicelib.core.config import settings
 
     for _ in range(settings().lockout_threshold):
         sign_in(Browser(app_client), authorize_path(spa["client_id"]), password="bad-bad")
@@ -769,7 +769,7 @@ def test_consent_post_without_a_session_issues_no_code(app_client, spa, alice):
 
 
 def test_session_expires_after_session_ttl(app_client, spa, alice, clock):
-    from chalicelib.sessions import SESSION_TTL
+    from chalicelib.oauth.sessions import SESSION_TTL
 
     b = Browser(app_client)
     sign_in(b, authorize_path(spa["client_id"]))
@@ -781,7 +781,7 @@ def test_session_expires_after_session_ttl(app_client, spa, alice, clock):
 
 
 def test_sign_in_form_expires(app_client, spa, alice, clock):
-    from chalicelib.authorize import REQUEST_TTL
+    from chalicelib.web.authorize import REQUEST_TTL
 
     b = Browser(app_client)
     page = b.get(authorize_path(spa["client_id"]))
@@ -1099,7 +1099,7 @@ def test_unprefixed_cookies_are_ignored_on_https(app_client, spa, alice):
 def test_plain_http_stage_keeps_unprefixed_cookie_names(app_client, spa, alice, monkeypatch):
     """The local stack (plain http, TESSERA_COOKIE_SECURE=false): browsers refuse __Host- cookies
     without Secure, and Secure cookies over http, so names and flags stay plain."""
-    from chalicelib.config import settings
+    from chalicelib.core.config import settings
 
     monkeypatch.setenv("TESSERA_COOKIE_SECURE", "false")
     settings.cache_clear()
@@ -1253,7 +1253,7 @@ def test_redirect_uri_with_empty_query(app_client, make_client, alice):
 def test_redirect_uri_that_urllib_would_rewrite_is_refused_at_registration(uri, written):
     """The code is added with urllib.parse, which writes some URIs differently: such a URI is
     refused with the form to register instead, so the app always gets its own URI back."""
-    from chalicelib.admin import AdminError, check_redirect_uri
+    from chalicelib.ops.admin import AdminError, check_redirect_uri
 
     with pytest.raises(AdminError, match=re.escape(repr(written))):
         check_redirect_uri(uri)

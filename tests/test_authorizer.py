@@ -16,11 +16,12 @@ import boto3
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from chalicelib import access_tokens, key_objects, keys, services
-from chalicelib import aws as aws_clients
-from chalicelib.authorizer import AuthorizerUnavailable
-from chalicelib.clock import FakeClock
-from chalicelib.config import settings
+from chalicelib.core.clock import FakeClock
+from chalicelib.core.config import settings
+from chalicelib.store import aws as aws_clients
+from chalicelib.tokens import access_tokens, key_objects, keys
+from chalicelib.web import services
+from chalicelib.web.authorizer import AuthorizerUnavailable
 from tests.authorizer_support import (
     ARN_PREFIX,
     AUTHORIZER,
@@ -213,8 +214,8 @@ def test_unparsable_method_arn_is_a_fault_not_an_allow(app_client, forge):
 def test_plain_handler_never_allows_an_event_that_is_not_api_gateways(app_client, forge, malformed):
     """The deployed entry point reads the event itself: without a token it is 401, with a token
     but no method ARN a fault; never a policy, never a KeyError."""
-    from chalicelib.authorizer import Unauthorized
     from chalicelib.authorizer_lambda import handler
+    from chalicelib.web.authorizer import Unauthorized
 
     with pytest.raises(Unauthorized):
         handler(malformed, None)

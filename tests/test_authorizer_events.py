@@ -18,11 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import admin, config, services
-from chalicelib.admin_rules import put_rules
-from chalicelib.authorizer import AuthorizerUnavailable, Unauthorized
 from chalicelib.authorizer_lambda import handler
-from chalicelib.clock import FakeClock
+from chalicelib.core import config
+from chalicelib.core.clock import FakeClock
+from chalicelib.ops import admin
+from chalicelib.ops.admin_rules import put_rules
+from chalicelib.web import services
+from chalicelib.web.authorizer import AuthorizerUnavailable, Unauthorized
 from infra.local_gateway import policy_allows
 from tests.authorizer_support import Calls, Forge, reconfigure
 from tests.conftest import STAGE, TEST_API
@@ -502,7 +504,7 @@ def test_rules_unreadable_on_a_cold_start_fail_closed(forge):
 def test_an_api_claimed_by_two_stored_rule_sets_is_denied(aws, attach, forge):
     attach("orders", [ORDERS_REST], ORDER_ROUTES)
     # Written past the admin command (which refuses it), as a race of two operators could.
-    from chalicelib.api_rules import parse_rule_set
+    from chalicelib.core.api_rules import parse_rule_set
 
     rogue = parse_rule_set(
         {"apis": [ORDERS_REST], "routes": ["ANY /{proxy+} orders:read"]}, name="rogue"

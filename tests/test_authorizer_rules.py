@@ -27,9 +27,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from moto import mock_aws
 
-from chalicelib import access_tokens, services
-from chalicelib.clock import FakeClock
-from chalicelib.config import settings
+from chalicelib.core.clock import FakeClock
+from chalicelib.core.config import settings
+from chalicelib.tokens import access_tokens
+from chalicelib.web import services
 from infra.local_gateway import policy_allows
 from infra.provision import provision
 from infra.seed import LOCAL_DEMO_API, seed_demo_rules, seed_secrets

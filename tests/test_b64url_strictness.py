@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import access_tokens, key_objects
+from chalicelib.tokens import access_tokens, key_objects
 
 ISSUER = "https://auth.test.example"
 AUDIENCE = "https://api.test.example"

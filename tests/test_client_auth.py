@@ -15,8 +15,8 @@ import pytest
 from authlib.common.urls import url_encode
 from authlib.oauth2.auth import ClientAuth
 
-from chalicelib import services
-from chalicelib.clients import SECRET_PREFIX, Client, hash_secret
+from chalicelib.store.clients import SECRET_PREFIX, Client, hash_secret
+from chalicelib.web import services
 from tests.conftest import T0, basic, body, form_post
 
 TOKEN = "/oauth2/token"

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws as aws_clients
-from chalicelib import services
+from chalicelib.store import aws as aws_clients
+from chalicelib.web import services
 from tests.conftest import STAGE, basic, body, form_post
 
 PASSWORD = "correct horse battery"
@@ -123,7 +123,7 @@ def _stubber() -> Any:
 @contextmanager
 def injected(fault: Fault, nth: int | None = None) -> Iterator[Injector]:
     """Fresh services (cold caches: every read really happens) with the fault armed."""
-    from chalicelib.config import settings
+    from chalicelib.core.config import settings
 
     services.reset()
     settings()  # read outside the test client's per-call environment overlay
@@ -350,14 +350,15 @@ def test_introspection_never_says_active_on_a_fault(world):
 
 
 def test_authorizer_denies_when_backend_fails(world, monkeypatch, subtests):
-    from chalicelib import authorizer
+    from chalicelib import authorizer_lambda
+    from chalicelib.web import authorizer
 
     monkeypatch.setenv("TESSERA_AUTHORIZER_CHECKS_REVOCATION", "true")
     header = f"Bearer {world.tokens['access_token']}"
     for fault_name, fault in sorted(FAULTS.items()):
         with subtests.test(fault=fault_name), injected(fault) as injector:
             try:
-                answer: Any = authorizer.handle(header, ARN)
+                answer: Any = authorizer_lambda.handle(header, ARN)
             except authorizer.AuthorizerUnavailable as exc:
                 answer = exc
             if not injector.faulted:
@@ -367,7 +368,7 @@ def test_authorizer_denies_when_backend_fails(world, monkeypatch, subtests):
 
 
 def test_demo_api_is_not_reached_when_the_authorizer_faults(world, monkeypatch, subtests):
-    from chalicelib import authorizer
+    from chalicelib.web import authorizer
 
     monkeypatch.setenv("TESSERA_AUTHORIZER_CHECKS_REVOCATION", "true")
     for fault_name in ("ddb-internal", "sm-internal", "ddb-read-timeout"):

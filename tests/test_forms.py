@@ -11,8 +11,8 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from chalicelib.errors import InvalidClient, InvalidRequest
-from chalicelib.forms import MAX_BODY, OAuthRequest, header, parse_basic, parse_form
+from chalicelib.core.errors import InvalidClient, InvalidRequest
+from chalicelib.core.forms import MAX_BODY, OAuthRequest, header, parse_basic, parse_form
 
 FORM = "application/x-www-form-urlencoded"
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import admin, aws
+from chalicelib.ops import admin
+from chalicelib.store import aws
 from tests.conftest import T0, body
 from tests.refresh_support import login, password_client, refresh
 

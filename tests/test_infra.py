@@ -280,7 +280,7 @@ def test_authorizer_reads_the_deny_list_exactly_when_its_stage_checks_revocation
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_authorizer_queries_only_the_partition_of_the_api_rules(stage: str) -> None:
-    from chalicelib.api_rules_store import PARTITION
+    from chalicelib.store.api_rules_store import PARTITION
 
     authorizer, _ = package.app_functions()
     p = function_policies(stage)[authorizer]
@@ -437,7 +437,9 @@ def test_readme_configuration_table_lists_every_setting_with_dev_and_prod() -> N
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Configuration per stage\n", 1)[1].split("\n## ", 1)[0]
     rows = {m[1]: m[0] for m in re.finditer(r"^\| `(TESSERA_\w+)`.*$", section, flags=re.MULTILINE)}
-    settings = set(re.findall(r'"(TESSERA_\w+)"', (ROOT / "chalicelib" / "config.py").read_text()))
+    settings = set(
+        re.findall(r'"(TESSERA_\w+)"', (ROOT / "chalicelib" / "core" / "config.py").read_text())
+    )
     assert settings - set(rows) == set(), "add these to the README configuration table"
     stages = chalice_config()["stages"]
     for name in settings - {"TESSERA_LOCAL_STATE"}:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import access_tokens, key_objects
+from chalicelib.tokens import access_tokens, key_objects
 from tests.conftest import AUDIENCE, ISSUER, T0, basic, body, form_post
 from tests.refresh_support import (
     auth,

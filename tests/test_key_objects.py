@@ -1,4 +1,5 @@
-"""Key objects (chalicelib.key_objects): JWKs loaded through PyJWT under Tessera's binding rules
+"""Key objects (chalicelib.tokens.key_objects): JWKs loaded through PyJWT under Tessera's binding
+rules
 (RFC 7517, RFC 7518, RFC 8725 §3.1): one algorithm per key, bound to the key type; ES256 on P-256
 and RS256 of at least 2048 bits only; no private material where public keys are loaded; the
 published JWK carries ``kid``, ``alg``, ``use`` and nothing private. What we sign also verifies
@@ -15,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 
-from chalicelib import access_tokens, key_objects
-from chalicelib.key_objects import InvalidKey, load_signing_key, load_verifying_key
+from chalicelib.tokens import access_tokens, key_objects
+from chalicelib.tokens.key_objects import InvalidKey, load_signing_key, load_verifying_key
 
 CLAIMS = {"iss": "https://issuer.example", "sub": "s", "aud": "https://api.example", "exp": 2**31}
 

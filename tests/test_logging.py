@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import services
+from chalicelib.web import services
 from tests.conftest import basic, body, form_post
 
 PASSWORD = "correct horse battery staple"
@@ -24,7 +24,7 @@ ARN = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/api/GET/people"
 @pytest.fixture(autouse=True)
 def audit_on_stdout() -> None:
     """The admin command moves audit lines to stderr for the rest of its process."""
-    from chalicelib import audit
+    from chalicelib.core import audit
 
     audit.to_stdout()
 
@@ -83,7 +83,9 @@ def _audit_events(out: str) -> list[str]:
 def test_no_secret_or_token_ever_reaches_the_logs(
     app_client, aws, all_logs, capfd, monkeypatch, make_client, clock
 ):
-    from chalicelib import admin, authorizer
+    from chalicelib import authorizer_lambda
+    from chalicelib.ops import admin
+    from chalicelib.web import authorizer
 
     # Admin: a user created through the command (password on stdin), clients through the store.
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
@@ -147,7 +149,7 @@ def test_no_secret_or_token_ever_reaches_the_logs(
     services.reset()
     for token in (tokens[0], second["access_token"], tokens[0][:-4] + "AAAA"):
         with contextlib.suppress(authorizer.Unauthorized):
-            authorizer.handle(f"Bearer {token}", ARN)
+            authorizer_lambda.handle(f"Bearer {token}", ARN)
     assert (
         app_client.http.get("/people", headers={"Authorization": f"Bearer {tokens[0]}"}).status_code
         == 200
@@ -219,7 +221,7 @@ def test_token_issue_and_lockout_are_audit_events(app_client, capfd, make_client
 
 
 def test_audit_event_drops_fields_that_could_carry_a_secret(capfd):
-    from chalicelib import audit
+    from chalicelib.core import audit
 
     audit.event("token_issued", jti="j1", access_token="eyJ...", client_secret="s3cr3t")
     (line,) = [json.loads(x) for x in capfd.readouterr().out.splitlines()]
@@ -227,7 +229,7 @@ def test_audit_event_drops_fields_that_could_carry_a_secret(capfd):
 
 
 def test_admin_command_writes_audit_lines_to_stderr_only_when_asked(aws, capsys, make_user):
-    from chalicelib import admin
+    from chalicelib.ops import admin
 
     make_user("alice", PASSWORD)
     code = admin.main(

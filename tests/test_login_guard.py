@@ -1,5 +1,5 @@
 """Brute-force protection of password logins (RFC 6749 §4.3.2; README, "Security", "Lockout
-policy"): chalicelib.login_guard, through the password grant and the hosted pages.
+policy"): chalicelib.oauth.login_guard, through the password grant and the hosted pages.
 
 Two families of properties: guessing stays slow (per username across its variants, per source,
 the same answer and work for unknown usernames), and no stranger can deny service to somebody
@@ -14,11 +14,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib import services
-from chalicelib.errors import InvalidGrant
-from chalicelib.forms import OAuthRequest
-from chalicelib.login import Attempt
-from chalicelib.login_guard import user_pk
+from chalicelib.core.errors import InvalidGrant
+from chalicelib.core.forms import OAuthRequest
+from chalicelib.oauth.login import Attempt
+from chalicelib.oauth.login_guard import user_pk
+from chalicelib.web import services
 from tests.conftest import STAGE, basic, body, form_post
 from tests.test_authorize import REDIRECT, Browser, authorize_path, hidden, html, sign_in
 
@@ -411,7 +411,7 @@ def test_addresses_of_one_ipv6_subnet_count_as_one_source(strict, make_client, m
 
 
 def test_admin_unlock_ends_the_lock(login, capsys):
-    from chalicelib import admin
+    from chalicelib.ops import admin
 
     fail(login, "alice", THRESHOLD)
     assert admin.main(["--stage", "test", "user", "unlock", "Alice"], configure=lambda _: None) == 0
@@ -420,7 +420,7 @@ def test_admin_unlock_ends_the_lock(login, capsys):
 
 
 def test_admin_unlock_ends_the_waits_of_every_source(aws, make_client, make_user, capsys):
-    from chalicelib import admin
+    from chalicelib.ops import admin
 
     c = make_client(grant_types=["password"])
     make_user("alice", PASSWORD)
@@ -434,7 +434,7 @@ def test_admin_unlock_ends_the_waits_of_every_source(aws, make_client, make_user
 
 
 def test_admin_unlock_of_an_unlocked_user_says_so(login, capsys):
-    from chalicelib import admin
+    from chalicelib.ops import admin
 
     assert admin.main(["--stage", "test", "user", "unlock", "alice"], configure=lambda _: None) == 0
     assert "was not locked" in capsys.readouterr().out
@@ -444,7 +444,7 @@ def test_admin_unlock_of_an_unlocked_user_says_so(login, capsys):
 
 
 def _dynamodb_calls() -> list[str]:
-    from chalicelib import aws as aws_clients
+    from chalicelib.store import aws as aws_clients
 
     calls: list[str] = []
     aws_clients.client("dynamodb").meta.events.register(
@@ -455,7 +455,7 @@ def _dynamodb_calls() -> list[str]:
 
 def test_password_login_costs_at_most_three_aws_calls(login):
     assert login("alice", PASSWORD).status_code == 200  # warms the client and key caches
-    from chalicelib import aws as aws_clients
+    from chalicelib.store import aws as aws_clients
 
     calls: list[str] = []
 

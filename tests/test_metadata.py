@@ -6,7 +6,7 @@ from typing import Any
 
 import jwt
 
-from chalicelib import services
+from chalicelib.web import services
 from tests.authorizer_support import reconfigure
 from tests.conftest import ISSUER, basic, body, form_post
 
@@ -129,7 +129,7 @@ def test_scopes_supported_are_openids_since_each_attached_api_defines_its_own(
 ):
     # API scopes are in the rules each API registers (admin authorizer rules), which change as
     # teams attach: listing them would make the document differ from moment to moment. The
-    # OpenID Connect scopes are the server's own (chalicelib.discovery).
+    # OpenID Connect scopes are the server's own (chalicelib.oauth.discovery).
     before = metadata(app_client)
     make_client(scopes=["invoices:read"])
     assert before["scopes_supported"] == ["email", "openid", "profile"]

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 import pytest
 
-from chalicelib import services
+from chalicelib.web import services
 from tests.conftest import AUDIENCE, ISSUER, T0, basic, body, form_post
 from tests.test_authorize import (
     CHALLENGE,
@@ -149,7 +149,7 @@ def first_party(make_client):
 
 @pytest.fixture
 def alice(aws):
-    from chalicelib import admin
+    from chalicelib.ops import admin
     from tests.conftest import _shared_hash
 
     with pytest.MonkeyPatch.context() as mp:
@@ -883,7 +883,7 @@ def test_pairwise_sector_defaults_to_the_client_for_loopback_and_native_apps(mak
 
 
 def test_admin_sets_and_removes_profile_claims(app_client, rp, alice):
-    from chalicelib import admin
+    from chalicelib.ops import admin
 
     admin.set_profile(
         services.user_store(), "Alice", email="a@new.example", email_verified=False, name=None
@@ -902,14 +902,14 @@ def test_admin_sets_and_removes_profile_claims(app_client, rp, alice):
     [("no-at-sign", None), ("a@b@c", None), ("a b@c", None), (None, "\x00"), (None, "x" * 201)],
 )
 def test_admin_refuses_malformed_profile_claims(aws, email, name):
-    from chalicelib import admin
+    from chalicelib.ops import admin
 
     with pytest.raises(admin.AdminError):
         admin.create_user(services.user_store(), "carol", PASSWORD, email=email, name=name)
 
 
 def test_admin_command_creates_a_user_with_profile_and_updates_it(aws, capsys):
-    from chalicelib import admin
+    from chalicelib.ops import admin
 
     def run(*argv: str) -> dict[str, Any]:
         assert admin.main(["--stage", "test", *argv, "--json"], configure=lambda s: None) == 0
@@ -937,7 +937,7 @@ def test_admin_command_creates_a_user_with_profile_and_updates_it(aws, capsys):
 
 
 def test_admin_refuses_an_insecure_post_logout_redirect_uri(aws):
-    from chalicelib import admin
+    from chalicelib.ops import admin
 
     with pytest.raises(admin.AdminError):
         admin.create_client(

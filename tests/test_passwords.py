@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from chalicelib import passwords
+from chalicelib.tokens import passwords
 
 PASSWORD = "correct horse battery"
 

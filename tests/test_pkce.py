@@ -2,7 +2,7 @@
 
 import pytest
 
-from chalicelib import pkce
+from chalicelib.oauth import pkce
 
 # RFC 7636 Appendix B test vector.
 RFC_VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"

@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from jwt.utils import base64url_decode, base64url_encode
 
-from chalicelib import access_tokens, key_objects
-from chalicelib.errors import OAuthError
-from chalicelib.forms import OAuthRequest, parse_basic, parse_form
+from chalicelib.core.errors import OAuthError
+from chalicelib.core.forms import OAuthRequest, parse_basic, parse_form
+from chalicelib.tokens import access_tokens, key_objects
 
 BOUNDED = settings(max_examples=200, deadline=None)
 ISSUER = "https://auth.test.example"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import services
-from chalicelib.peppers import dump_pepper_set, new_pepper, parse_pepper_set
+from chalicelib.tokens.peppers import dump_pepper_set, new_pepper, parse_pepper_set
+from chalicelib.web import services
 from tests.conftest import STAGE, T0, body, form_post
 from tests.refresh_support import (
     auth,
@@ -422,8 +422,8 @@ def test_fault_reading_the_token_is_503(app_client, setup):
 def _parallel_refreshes(client: dict[str, Any], token: str, n: int = 20) -> list[Any]:
     from urllib.parse import urlencode
 
-    from chalicelib import http
-    from chalicelib.forms import OAuthRequest
+    from chalicelib.core.forms import OAuthRequest
+    from chalicelib.web import http
 
     raw = urlencode({"grant_type": "refresh_token", "refresh_token": token}).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded", **auth(client)}
@@ -470,7 +470,7 @@ def test_parallel_refreshes_with_window_on_all_get_the_same_successor(setup):
 
 
 def test_warm_refresh_costs_two_aws_calls(app_client, setup):
-    from chalicelib import aws
+    from chalicelib.store import aws
 
     calls: list[str] = []
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import services
+from chalicelib.web import services
 from tests.conftest import T0, basic, body, form_post
 from tests.refresh_support import (
     auth,

@@ -1,4 +1,4 @@
-"""Signing-key and pepper rotation (chalicelib.rotation): no valid token is ever rejected.
+"""Signing-key and pepper rotation (chalicelib.ops.rotation): no valid token is ever rejected.
 
 Tokens come from the token endpoint and are checked where users meet them: the authorizer
 (``services.authorizer()``, public key set) and introspection (``/oauth2/introspect``, private
@@ -20,13 +20,15 @@ from botocore.exceptions import EndpointConnectionError
 from jwt.utils import base64url_decode
 
 import app as app_module
-from chalicelib import admin, aws, services
-from chalicelib.admin_keys import key_rotator, pepper_rotator
-from chalicelib.authorizer import AuthorizerUnavailable, Unauthorized
-from chalicelib.authorizer import handle as authorizer_handle
-from chalicelib.config import SIGNING_ALGS, settings
-from chalicelib.faults import BackendUnavailable
-from chalicelib.rotation import STEPS, RotationError, Timing, plan_rotation
+from chalicelib.authorizer_lambda import handle as authorizer_handle
+from chalicelib.core.config import SIGNING_ALGS, settings
+from chalicelib.core.faults import BackendUnavailable
+from chalicelib.ops import admin
+from chalicelib.ops.admin_keys import key_rotator, pepper_rotator
+from chalicelib.ops.rotation import STEPS, RotationError, Timing, plan_rotation
+from chalicelib.store import aws
+from chalicelib.web import services
+from chalicelib.web.authorizer import AuthorizerUnavailable, Unauthorized
 from tests.conftest import STAGE, basic, body, form_post
 
 METHOD_ARN = "arn:aws:execute-api:us-east-1:123456789012:abc123/api/GET/people"
@@ -625,7 +627,7 @@ def test_previous_pepper_is_retired_after_the_refresh_token_lifetime(
 
 
 def test_pepper_rotation_through_the_handler_loads_in_the_refresh_code(aws: Any) -> None:
-    from chalicelib.peppers import parse_pepper_set
+    from chalicelib.tokens.peppers import parse_pepper_set
 
     sm = aws.client("secretsmanager")
     arn = sm.describe_secret(SecretId=PEPPER)["ARN"]

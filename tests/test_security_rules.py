@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
-from chalicelib import services
+from chalicelib.web import services
 from tests.authorizer_support import AUTHORIZER, event, invoker, reconfigure, rejecter
 from tests.conftest import STAGE, basic, body, form_post
 from tests.refresh_support import auth, claims, introspect, login, password_client, revoke
@@ -182,7 +182,7 @@ def kdf_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The PHC strings each Argon2id verification ran against (the real check still runs)."""
     from cryptography.hazmat.primitives.kdf import argon2
 
-    from chalicelib import passwords
+    from chalicelib.tokens import passwords
 
     passwords.verify_password("", None)  # build the cached dummy hash before counting
     real = argon2.Argon2id
@@ -202,7 +202,7 @@ def kdf_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def _lock(app_client: Any, client: dict[str, Any]) -> None:
-    from chalicelib.config import settings
+    from chalicelib.core.config import settings
 
     for _ in range(settings().lockout_threshold):
         _password_login(app_client, client, "alice", "wrong password")
@@ -226,7 +226,7 @@ def _password_login(app_client: Any, client: dict[str, Any], username: str, pass
 def test_every_refused_password_login_runs_one_argon2id_check_with_current_parameters(
     app_client, make_client, make_user, kdf_checks, prepare, username, password
 ):
-    from chalicelib import passwords
+    from chalicelib.tokens import passwords
 
     client = password_client(make_client)
     make_user("alice")
@@ -264,7 +264,7 @@ def grant(app_client: Any, make_client: Any, make_user: Any) -> dict[str, Any]:
 
 
 def _authorizes(app_client: Any, token: str) -> bool:
-    from chalicelib.authorizer import UNAUTHORIZED
+    from chalicelib.web.authorizer import UNAUTHORIZED
 
     try:
         app_client.lambda_.invoke(AUTHORIZER, event("Bearer " + token))
@@ -433,7 +433,7 @@ def test_app_debug_is_off():
 
 
 def test_exception_escaping_a_route_gets_a_500_without_traceback(app_client, monkeypatch):
-    from chalicelib import http as http_edge
+    from chalicelib.web import http as http_edge
 
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("internal detail tessera-marker")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from chalicelib.sessions import (
+from chalicelib.oauth.sessions import (
     CSRF_COOKIE,
     SESSION_COOKIE,
     SessionSigner,

@@ -2,7 +2,7 @@
 
 The stores catch the outcomes they expect as botocore's modeled exceptions and let everything else
 become ``BackendUnavailable``. Here each store operation whose outcome hangs on an error answer runs
-on ``chalicelib.aws``'s DynamoDB client against moto: conditional puts (``ClientExists``,
+on ``chalicelib.store.aws``'s DynamoDB client against moto: conditional puts (``ClientExists``,
 ``UserExists``, a pairwise salt two containers make at once), a condition failure that returns the
 old item (a re-used authorization code names its family), a cancelled transaction read through its
 ``CancellationReasons`` (rotation of a revoked family, of a disabled user's token; a grant started
@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws as aws_clients
-from chalicelib.auth_codes import CodeAlreadyUsed, CodeGrant, CodeStore
-from chalicelib.clients import Client, ClientExists, ClientStore
-from chalicelib.faults import BackendUnavailable
-from chalicelib.grant_store import ACTIVE, Family, GrantStore, RotateOutcome, TokenRecord
-from chalicelib.users import User, UserExists, UserStore
+from chalicelib.core.faults import BackendUnavailable
+from chalicelib.store import aws as aws_clients
+from chalicelib.store.auth_codes import CodeAlreadyUsed, CodeGrant, CodeStore
+from chalicelib.store.clients import Client, ClientExists, ClientStore
+from chalicelib.store.grant_store import ACTIVE, Family, GrantStore, RotateOutcome, TokenRecord
+from chalicelib.store.users import User, UserExists, UserStore
 from tests.conftest import STAGE
 
 NOW = 1_900_000_000
@@ -31,7 +31,7 @@ TABLE = f"tessera-{STAGE}"
 
 @pytest.fixture
 def ddb(aws: Any) -> Any:
-    """The container's DynamoDB client (chalicelib.aws), in the test's moto world."""
+    """The container's DynamoDB client (chalicelib.store.aws), in the test's moto world."""
     return aws_clients.client("dynamodb")
 
 
@@ -182,8 +182,8 @@ def test_a_grant_is_written_only_while_its_user_may_receive_it(
 def test_login_guard_reads_its_transaction_and_unlock_query(ddb: Any) -> None:
     """A success raced by a counted guess is refused (read from the cancelled transaction's
     reasons); a clean success commits; ``unlock`` finds every source's counter with a query."""
-    from chalicelib.errors import InvalidGrant
-    from chalicelib.login_guard import LoginGuard, Policy
+    from chalicelib.core.errors import InvalidGrant
+    from chalicelib.oauth.login_guard import LoginGuard, Policy
 
     guard = LoginGuard(ddb, TABLE, Policy(threshold=2, base_seconds=60, max_seconds=3600))
     name = f"u{_id()}"
@@ -204,7 +204,7 @@ def test_login_guard_reads_its_transaction_and_unlock_query(ddb: Any) -> None:
 def test_racing_makers_of_a_pairwise_salt_agree_on_one(ddb: Any) -> None:
     """Another container makes the sector's salt between this one's read and its conditional put:
     the failed condition is no fault, and both containers use the winner's salt."""
-    from chalicelib.oidc import SectorSalts
+    from chalicelib.oauth.oidc import SectorSalts
 
     mine, theirs = SectorSalts(ddb, TABLE), SectorSalts(ddb, TABLE)
     sector = f"app-{_id()}.example"

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib import admin, services
+from chalicelib.ops import admin
+from chalicelib.web import services
 from tests.authorizer_support import invoker, reconfigure, rejecter
 from tests.conftest import basic, body, form_post
 from tests.test_authorize import (
@@ -323,7 +324,7 @@ def test_code_reuse_revokes_access_token_without_refresh_grant(
 def test_code_reused_while_its_first_exchange_is_in_flight_issues_nothing(app_client, spa, alice):
     """The re-use lands after the first exchange burnt the code but before it stored its grant:
     the first exchange must then issue nothing (it cannot be told from the thief's)."""
-    from chalicelib import aws
+    from chalicelib.store import aws
 
     code = get_code(app_client, spa)["code"]
     answers: list[Any] = []

@@ -1,4 +1,4 @@
-"""The functions' log output as CloudWatch Logs receives it (chalicelib.telemetry): every line
+"""The functions' log output as CloudWatch Logs receives it (chalicelib.core.telemetry): every line
 carries the Lambda request id and the cold-start flag, and each invocation that counted something
 writes one embedded metric format (EMF) document whose names, units and dimensions are README
 "Metrics (the contract)".
@@ -27,8 +27,11 @@ import pytest
 
 import app as app_module
 from bench import events
-from chalicelib import authorizer, authorizer_lambda, aws, telemetry
-from chalicelib.config import settings
+from chalicelib import authorizer_lambda
+from chalicelib.core import telemetry
+from chalicelib.core.config import settings
+from chalicelib.store import aws
+from chalicelib.web import authorizer
 from tests.conftest import STAGE, TEST_ENV
 from tests.test_authorize import CHALLENGE, REDIRECT, VERIFIER, get_code
 from tests.test_faults import FAULTS, injected, no_backoff

@@ -15,9 +15,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from chalicelib import passwords, services
-from chalicelib.clients import Client, hash_secret
-from chalicelib.users import User
+from chalicelib.store.clients import Client, hash_secret
+from chalicelib.store.users import User
+from chalicelib.tokens import passwords
+from chalicelib.web import services
 from tests.conftest import AUDIENCE, ISSUER, T0, basic, body, form_post
 
 TOKEN = "/oauth2/token"
@@ -507,7 +508,7 @@ def test_access_token_jti_is_unique(app_client, client):
 def test_access_token_lifetime_follows_configuration(app_client, client, monkeypatch):
     monkeypatch.setenv("TESSERA_ACCESS_TOKEN_TTL", "300")
     services.reset()
-    from chalicelib.config import settings
+    from chalicelib.core.config import settings
 
     assert settings().access_token_ttl == 300  # read outside the test client's env overlay
     r = cc(app_client, client)
@@ -550,7 +551,7 @@ def test_key_set_without_a_current_key_is_503(app_client, client, aws):
 
 
 def test_malformed_private_key_in_the_key_set_is_503(app_client, client, aws):
-    from chalicelib.key_objects import generate_private_jwk
+    from chalicelib.tokens.key_objects import generate_private_jwk
 
     jwk = generate_private_jwk("broken", "ES256")
     jwk["d"] = jwk["x"]  # a scalar that does not match the public point

@@ -1,10 +1,10 @@
-"""chalicelib.untrusted: the one constant-time comparison and the one bounded JSON parser."""
+"""chalicelib.core.untrusted: the one constant-time comparison and the one bounded JSON parser."""
 
 from __future__ import annotations
 
 import pytest
 
-from chalicelib.untrusted import MAX_JSON_DEPTH, BadJSON, parse_json, same
+from chalicelib.core.untrusted import MAX_JSON_DEPTH, BadJSON, parse_json, same
 
 
 @pytest.mark.parametrize(

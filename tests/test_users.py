@@ -1,6 +1,6 @@
 """Users: the username normalisation policy and the DynamoDB store.
 
-Policy (chalicelib/users.py): NFKC, then case-folded; 1-128 characters; no control or format
+Policy (chalicelib/store/users.py): NFKC, then case-folded; 1-128 characters; no control or format
 characters; no surrounding white space. ``sub`` is a random user id, never the username.
 """
 
@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib import services
-from chalicelib.users import (
+from chalicelib.store.users import (
     MAX_USERNAME,
     InvalidUsername,
     User,
@@ -19,6 +18,7 @@ from chalicelib.users import (
     new_user_id,
     normalize_username,
 )
+from chalicelib.web import services
 
 FAKE_PHC = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"  # not hashed
 

@@ -95,7 +95,7 @@ class LocalStack:
 
     def admin(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "chalicelib.admin", "--stage", "local", *args],
+            [sys.executable, "-m", "chalicelib.ops.admin", "--stage", "local", *args],
             input=input,
             env=self.env,
             cwd=ROOT,

@@ -15,7 +15,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
-from chalicelib import access_tokens, key_objects, keys
+from chalicelib.tokens import access_tokens, key_objects, keys
 from tests.e2e.conftest import LocalStack
 
 pytestmark = pytest.mark.e2e

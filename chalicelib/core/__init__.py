@@ -1,0 +1,8 @@
+"""Shared by every layer: value types and Protocols (``ports``), the clock, configuration, protocol
+errors, backend faults, telemetry and the audit log, form and untrusted-input parsing, scope syntax
+and the attached APIs' rules.
+
+Belongs here: what two or more layers need and that knows no storage, no HTTP framework, no keys.
+May import: the standard library and ``chalicelib.core`` only (never tokens, store, oauth, web,
+ops).
+"""

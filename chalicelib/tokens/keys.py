@@ -1,0 +1,257 @@
+"""Signing-key sets (RFC 7517) and their container-level caches.
+
+Two secrets hold the keys. The private set (signing-keys secret) is read only by the token API and
+the rotation function; the public set (public-keys secret) is what the authorizer reads, so its role
+never needs access to private keys. Both have the same shape::
+
+    {"keys": [{"state": "next|current|previous", "created": 1700000000, "jwk": {...}}]}
+
+Exactly one key is ``current`` (signs); ``next`` and ``previous`` are published so that tokens
+validate before a key signs and after it stops signing (see chalicelib.ops.rotation).
+
+Caches: a set is re-read after ``key_cache_ttl`` seconds. If the key store is unreachable, the last
+good set keeps working for ``key_stale_max`` seconds, then callers fail closed. An unknown ``kid``
+may force one early re-read, at most once per ``UNKNOWN_KID_REFRESH_INTERVAL``, so a flood of
+made-up ``kid`` values cannot hammer Secrets Manager. After a failed read the store is not asked
+again for ``FETCH_FAILURE_BACKOFF`` seconds: during an outage one caller per interval pays the
+retries and timeouts, the others get the last good set (or fail closed) at once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from chalicelib.core import telemetry
+from chalicelib.core.clock import Clock
+from chalicelib.core.faults import BackendUnavailable
+
+# chalicelib.tokens.key_objects (PyJWT, cryptography: ~50 ms of imports) is imported where keys are
+# loaded: chalicelib.web.http imports this module on every cold start, for KeySetError, and most
+# routes never load a key.
+if TYPE_CHECKING:
+    from chalicelib.tokens.key_objects import SigningKey, VerifyingKey
+
+STATES = ("next", "current", "previous")
+UNKNOWN_KID_REFRESH_INTERVAL = 30.0
+FETCH_FAILURE_BACKOFF = 10.0
+
+
+class KeySetError(ValueError):
+    """A stored key set is malformed (a deployment fault: fail closed)."""
+
+
+class KeyEntry(NamedTuple):
+    kid: str
+    alg: str
+    state: str
+    created: int
+    jwk: dict[str, Any]
+
+
+def parse_key_set(raw: str) -> list[KeyEntry]:
+    try:
+        doc = json.loads(raw)
+        entries = []
+        for item in doc["keys"]:
+            jwk = item["jwk"]
+            if item["state"] not in STATES:
+                raise KeySetError("unknown key state")
+            entries.append(
+                KeyEntry(str(jwk["kid"]), str(jwk["alg"]), item["state"], int(item["created"]), jwk)
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KeySetError("malformed key set") from exc
+    return entries
+
+
+def dump_key_set(entries: list[KeyEntry]) -> str:
+    return json.dumps(
+        {"keys": [{"state": e.state, "created": e.created, "jwk": e.jwk} for e in entries]},
+        sort_keys=True,
+    )
+
+
+def public_entries(entries: list[KeyEntry]) -> list[KeyEntry]:
+    """The public half of a private set, in the same states."""
+    from chalicelib.tokens.key_objects import load_signing_key
+
+    out = []
+    for e in entries:
+        public = load_signing_key(e.jwk).verifying_key().public_jwk()
+        out.append(KeyEntry(e.kid, e.alg, e.state, e.created, public))
+    return out
+
+
+def new_key_entry(kid: str, state: str, created: int, alg: str = "ES256") -> KeyEntry:
+    from chalicelib.tokens.key_objects import generate_private_jwk
+
+    return KeyEntry(kid, alg, state, created, generate_private_jwk(kid, alg))
+
+
+class CachedSecret:
+    """A secret's value, re-read on a bounded interval, kept through outages for a bounded time."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], str],
+        clock: Clock,
+        ttl: float,
+        stale_max: float,
+    ) -> None:
+        self._fetch = fetch
+        self._clock = clock
+        self._ttl = ttl
+        self._stale_max = stale_max
+        self._value: str | None = None
+        self._fetched_at = 0.0
+        self._last_forced = float("-inf")
+        self._failed_at = float("-inf")
+        self._lock = threading.Lock()
+        self._forced_lock = threading.Lock()
+        self.version = 0  # bumps whenever the value changes, so parsed forms can be memoised
+
+    def get(self) -> str:
+        now = self._clock.now()
+        if self._value is not None and now - self._fetched_at < self._ttl:
+            return self._value
+        return self._refresh(now)
+
+    def force_refresh(self) -> bool:
+        """Re-read now unless that was done within the rate limit. True if a read happened."""
+        now = self._clock.now()
+        with self._forced_lock:
+            if now - self._last_forced < UNKNOWN_KID_REFRESH_INTERVAL:
+                return False
+            self._last_forced = now
+        try:
+            self._refresh(now)
+        except BackendUnavailable:
+            return False
+        return True
+
+    def _refresh(self, now: float) -> str:
+        with self._lock:
+            if now - self._failed_at < FETCH_FAILURE_BACKOFF:
+                return self._stale(now, BackendUnavailable("secretsmanager", "backing off"))
+            try:
+                value = self._fetch()
+            except BackendUnavailable as exc:
+                self._failed_at = now
+                return self._stale(now, exc)
+            if value != self._value:
+                self._value = value
+                self.version += 1
+            self._fetched_at = now
+            self._failed_at = float("-inf")
+            return value
+
+    def _stale(self, now: float, fault: BackendUnavailable) -> str:
+        """The last good value while it is younger than ``stale_max``; past that, fail closed."""
+        if self._value is not None and now - self._fetched_at < self._stale_max:
+            telemetry.count("KeyCacheStaleFallback")
+            return self._value
+        raise fault
+
+
+class SigningKeyRing:
+    """The token API's view: the signing key and the verifying keys, loaded once per version."""
+
+    def __init__(self, secret: CachedSecret) -> None:
+        self._secret = secret
+        self._version = -1
+        self._current: SigningKey | None = None
+        self._verifiers: dict[str, VerifyingKey] = {}
+        self._jwks: list[dict[str, str]] = []
+
+    def _load(self) -> None:
+        raw = self._secret.get()
+        if self._secret.version == self._version:
+            return
+        entries = parse_key_set(raw)
+        current = [e for e in entries if e.state == "current"]
+        if len(current) != 1:
+            raise KeySetError("key set needs exactly one current key")
+        from chalicelib.tokens.key_objects import load_signing_key
+
+        signers = {e.kid: load_signing_key(e.jwk) for e in entries}
+        self._current = signers[current[0].kid]
+        self._verifiers = {kid: s.verifying_key() for kid, s in signers.items()}
+        self._jwks = [self._verifiers[e.kid].public_jwk() for e in entries]
+        self._version = self._secret.version
+
+    def current(self) -> SigningKey:
+        self._load()
+        assert self._current is not None
+        return self._current
+
+    def verifier(self, kid: str) -> VerifyingKey | None:
+        self._load()
+        return self._verifiers.get(kid)
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        self._load()
+        return {"keys": list(self._jwks)}
+
+
+class VerifyingKeyRing:
+    """The authorizer's view: public keys only, with a rate-limited re-read for unknown kids."""
+
+    def __init__(self, secret: CachedSecret) -> None:
+        self._secret = secret
+        self._version = -1
+        self._verifiers: dict[str, VerifyingKey] = {}
+        self._jwks: list[dict[str, str]] = []
+
+    def _load(self) -> None:
+        raw = self._secret.get()
+        if self._secret.version == self._version:
+            return
+        entries = parse_key_set(raw)
+        from chalicelib.tokens.key_objects import InvalidKey, load_verifying_key
+
+        try:
+            self._verifiers = {e.kid: load_verifying_key(e.jwk) for e in entries}
+        except InvalidKey as exc:
+            # A stored key that cannot be loaded is a deployment fault: fail closed (503).
+            raise KeySetError("public key set holds an unusable key") from exc
+        self._jwks = [self._verifiers[e.kid].public_jwk() for e in entries]
+        self._version = self._secret.version
+
+    def verifier(self, kid: str) -> VerifyingKey | None:
+        self._load()
+        found = self._verifiers.get(kid)
+        if found is None and self._secret.force_refresh():
+            self._load()
+            found = self._verifiers.get(kid)
+        return found
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        """The published set (next, current, previous): what the JWKS endpoint serves, so
+        outside verifiers and the authorizer trust the same keys from the same instant."""
+        self._load()
+        return {"keys": list(self._jwks)}
+
+
+def new_kid(now: int) -> str:
+    import secrets
+
+    return time_kid_prefix(now) + secrets.token_hex(4)
+
+
+def time_kid_prefix(now: int) -> str:
+    import time
+
+    return time.strftime("%Y%m%d", time.gmtime(now)) + "-"
+
+
+def bootstrap_key_sets(now: int, alg: str = "ES256") -> tuple[str, str]:
+    """A first key set: one ``current`` key and one ``next`` key already published, so the first
+    rotation can promote a key every cache has seen. Returns (private set, public set) JSON."""
+    entries = [
+        new_key_entry(new_kid(now), "current", now, alg),
+        new_key_entry(new_kid(now), "next", now, alg),
+    ]
+    return dump_key_set(entries), dump_key_set(public_entries(entries))

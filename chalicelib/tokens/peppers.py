@@ -1,0 +1,145 @@
+"""Peppers: the secret HMAC keys behind refresh-token hashes (RFC 9700 §4.14; README, "Refresh
+tokens").
+
+The pepper secret holds a small set::
+
+    {"peppers": [{"id": "1a2b3c4d", "secret": "<b64url of 32 random bytes>",
+                  "state": "current|previous", "created": 1700000000}]}
+
+Exactly one pepper is ``current``: new refresh tokens are hashed (and successors derived) with it.
+``previous`` peppers still verify the tokens issued under them. Every token names its pepper
+(``tessera_rt_<pepper id>_<random>``), so a lookup is one ``GetItem`` whatever the set holds; a
+token whose pepper has left the set can no longer be found, i.e. it is invalid.
+
+This module parses and caches the set for the API. The rotation function
+(``chalicelib.ops.rotation``)
+reads and writes it with its own code, which keeps the rotation stamps, and checks every set it
+would write with ``parse_pepper_set``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+from typing import NamedTuple
+
+from chalicelib.tokens.keys import CachedSecret, KeySetError
+
+STATES = ("current", "previous")
+PEPPER_BYTES = 32
+# Pepper ids appear inside tokens, between two "_": lowercase hex only, so the split is unambiguous.
+_ID = re.compile(r"[0-9a-f]{8,32}")
+
+
+class PepperSetError(KeySetError):
+    """The stored pepper set is malformed or has no current pepper (a deployment fault)."""
+
+
+class Pepper(NamedTuple):
+    id: str
+    secret: bytes
+    state: str
+    created: int
+
+    def __repr__(self) -> str:  # never the secret
+        return f"Pepper(id={self.id!r}, state={self.state!r}, created={self.created!r})"
+
+
+def valid_id(pepper_id: str) -> bool:
+    return _ID.fullmatch(pepper_id) is not None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def parse_pepper_set(raw: str) -> list[Pepper]:
+    try:
+        doc = json.loads(raw)
+        out = []
+        for item in doc["peppers"]:
+            pepper = Pepper(
+                id=str(item["id"]),
+                secret=_unb64(str(item["secret"])),
+                state=str(item["state"]),
+                created=int(item["created"]),
+            )
+            if pepper.state not in STATES or not valid_id(pepper.id):
+                raise PepperSetError("bad pepper state or id")
+            if len(pepper.secret) < PEPPER_BYTES:
+                raise PepperSetError("pepper too short")
+            out.append(pepper)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PepperSetError("malformed pepper set") from exc
+    return out
+
+
+def dump_pepper_set(peppers: list[Pepper]) -> str:
+    return json.dumps(
+        {
+            "peppers": [
+                {"id": p.id, "secret": _b64(p.secret), "state": p.state, "created": p.created}
+                for p in peppers
+            ]
+        },
+        sort_keys=True,
+    )
+
+
+def new_pepper(now: int, state: str = "current") -> Pepper:
+    return Pepper(secrets.token_hex(4), secrets.token_bytes(PEPPER_BYTES), state, now)
+
+
+def bootstrap_pepper_set(now: int) -> str:
+    """A first set: one current pepper (JSON for the secret)."""
+    return dump_pepper_set([new_pepper(now)])
+
+
+class PepperRing:
+    """The pepper set of this container, re-parsed only when the cached secret changes."""
+
+    def __init__(self, secret: CachedSecret) -> None:
+        self._secret = secret
+        self._version = -1
+        self._by_id: dict[str, Pepper] = {}
+        self._current: Pepper | None = None
+
+    def _load(self) -> None:
+        raw = self._secret.get()
+        if self._secret.version == self._version:
+            return
+        peppers = parse_pepper_set(raw)
+        current = [p for p in peppers if p.state == "current"]
+        if len(current) != 1:
+            raise PepperSetError("the pepper set needs exactly one current pepper")
+        self._by_id = {p.id: p for p in peppers}
+        self._current = current[0]
+        self._version = self._secret.version
+
+    def current(self) -> Pepper:
+        self._load()
+        assert self._current is not None
+        return self._current
+
+    def get(self, pepper_id: str) -> Pepper | None:
+        """The pepper with this id. An unknown id may force one rate-limited re-read: another
+        container may already hash with a pepper this one has not seen yet."""
+        if not valid_id(pepper_id):
+            return None
+        self._load()
+        found = self._by_id.get(pepper_id)
+        if found is None and self._secret.force_refresh():
+            self._load()
+            found = self._by_id.get(pepper_id)
+        return found
+
+    def all(self) -> list[Pepper]:
+        """Every known pepper, the current one first (for signing, then verifying)."""
+        current = self.current()
+        return [current, *(p for p in self._by_id.values() if p.id != current.id)]
