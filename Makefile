@@ -92,6 +92,7 @@ lint: $(STAMP)
 	$(PY) -m mypy examples/orders/app.py  # its own run: another project's app.py
 	$(PY) -m bandit -q -r app.py chalicelib -s B101,B105  # asserts narrow types; S105 is ruff's
 	$(PY) scripts/check_rules.py
+	$(VENV)/bin/lint-imports  # the layers point one way (pyproject.toml [tool.importlinter])
 
 loadtest: $(STAMP)
 	$(PY) -m bench.loadtest
