@@ -11,7 +11,7 @@ as much as a bare Chalice app's whole cold start, for a function that never rout
 (BENCHMARKS.md, cold start).
 
 Both entry points call ``handle_event`` here, so they answer alike;
-tests/test_authorizer*.py run every TOKEN case through both.
+tests/functional/test_authorizer*.py run every TOKEN case through both.
 """
 
 from __future__ import annotations

@@ -48,8 +48,8 @@ from infra.provision import load_template, simplify
 ROOT = Path(__file__).resolve().parent.parent
 GATEWAY_RESPONSES = Path(__file__).with_name("gateway-responses.yaml")
 ROTATION_FUNCTION = "rotate_keys"  # @app.lambda_function name in app.py; Secrets Manager invokes it
-# The authorizer function's handler in AWS: a plain module, not app.py (tests/test_infra.py checks
-# that it resolves).
+# The authorizer function's handler in AWS: a plain module, not app.py
+# (tests/functional/test_infra.py checks that it resolves).
 AUTHORIZER_HANDLER = "chalicelib.authorizer_lambda.handler"
 DEFAULT_REGION = "us-east-1"  # chalice package needs one; the template itself is region-neutral
 

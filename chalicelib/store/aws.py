@@ -32,7 +32,8 @@ Service = Literal["dynamodb", "secretsmanager"]
 # 3 attempts in all; connect 1 s, read 2 s. DynamoDB and Secrets Manager answer in milliseconds,
 # so these only bound a brownout. Worst case for one call, every attempt timing out plus two
 # backoffs (at most 1 s and 2 s): 3 x 3 s + 3 s = 12 s, inside the API function's 15 s timeout,
-# so a brownout is answered 503 + Retry-After, not a Lambda timeout (tests/test_faults.py).
+# so a brownout is answered 503 + Retry-After, not a Lambda timeout
+# (tests/functional/test_faults.py).
 MAX_ATTEMPTS = 3
 CONNECT_TIMEOUT = 1
 READ_TIMEOUT = 2
