@@ -13,7 +13,9 @@ from typing import Any
 
 from chalicelib.core.config import settings
 from chalicelib.ops.admin import AdminError, _emit
-from chalicelib.ops.rotation import Entry, Plan, RotationError, Rotator, key_kind, pepper_kind
+from chalicelib.ops.rotation import Rotator
+from chalicelib.ops.rotation_kinds import key_kind, pepper_kind
+from chalicelib.ops.rotation_plan import Entry, Plan, RotationError
 from chalicelib.store import aws
 from chalicelib.web import services
 

@@ -25,7 +25,8 @@ from chalicelib.core.config import SIGNING_ALGS, settings
 from chalicelib.core.faults import BackendUnavailable
 from chalicelib.ops import admin
 from chalicelib.ops.admin_keys import key_rotator, pepper_rotator
-from chalicelib.ops.rotation import STEPS, RotationError, Timing, plan_rotation
+from chalicelib.ops.rotation import STEPS
+from chalicelib.ops.rotation_plan import RotationError, Timing, plan_rotation
 from chalicelib.store import aws
 from chalicelib.web import services
 from chalicelib.web.authorizer import AuthorizerUnavailable, Unauthorized
