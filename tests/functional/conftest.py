@@ -187,7 +187,7 @@ def body(resp: Any) -> Any:
 
 @pytest.fixture
 def make_client(aws: boto3.Session) -> Any:
-    from chalicelib.ops import admin
+    from chalicelib.ops import admin_records as admin
 
     def make(**kwargs: Any) -> dict[str, Any]:
         kwargs.setdefault("name", "test app")
@@ -220,7 +220,7 @@ def make_user(aws: boto3.Session) -> Any:
     verifies it for real), only its salt is shared between users with the same password. The
     hashing itself is tested through ``admin`` and ``passwords`` directly.
     """
-    from chalicelib.ops import admin
+    from chalicelib.ops import admin_records as admin
 
     def make(username: str = "alice", password: str = "correct horse battery") -> dict[str, Any]:
         with pytest.MonkeyPatch.context() as mp:

@@ -149,7 +149,7 @@ def first_party(make_client):
 
 @pytest.fixture
 def alice(aws):
-    from chalicelib.ops import admin
+    from chalicelib.ops import admin_records as admin
     from tests.functional.conftest import _shared_hash
 
     with pytest.MonkeyPatch.context() as mp:
