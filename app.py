@@ -11,9 +11,34 @@ from typing import Any
 
 from chalice.app import AuthRequest, Chalice, Response
 
-from chalicelib import http, services, telemetry
+from chalicelib import http, services, snapstart, telemetry
 from chalicelib.api_rules import AUTHORIZER_CACHE_TTL
 from chalicelib.config import demo_enabled
+
+# Where the stage runs SnapStart: what the routes load on their first event, imported before the
+# snapshot (chalicelib/snapstart.py; tests/test_snapstart.py checks that nothing is left to load).
+PRELOAD = (
+    "chalicelib.audit",
+    "chalicelib.token_endpoint",
+    "chalicelib.revocation",
+    "chalicelib.introspection",
+    "chalicelib.authorize",
+    "chalicelib.account",
+    "chalicelib.userinfo",
+    "chalicelib.logout",
+    "chalicelib.discovery",
+    "chalicelib.metadata",
+    "chalicelib.oidc_request",
+    "chalicelib.demo_api",
+    "chalicelib.demo_store",
+    "chalicelib.cors",
+    "chalicelib.login_guard",
+    "chalicelib.secret_store",
+    "chalicelib.keys",
+    "cryptography.hazmat.backends.openssl",
+    "encodings.idna",  # host names of the AWS endpoints
+)
+snapstart.register(PRELOAD)
 
 # Our log lines are JSON with the invocation's request id (chalicelib.telemetry), not Chalice's.
 app = Chalice(app_name="tessera", configure_logs=False)

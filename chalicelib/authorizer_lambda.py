@@ -18,8 +18,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib import telemetry
+from chalicelib import snapstart, telemetry
 from chalicelib.authorizer import handle_event
+
+# Where the stage runs SnapStart: what the first event loads, imported before the snapshot
+# (chalicelib/snapstart.py; tests/test_snapstart.py checks that nothing is left to load).
+PRELOAD = (
+    "chalicelib.keys",
+    "chalicelib.secret_store",
+    "chalicelib.api_rules_store",
+    "chalicelib.grant_store",
+    "chalicelib.scopes",  # scopes of the attached APIs' rules
+    "cryptography.hazmat.backends.openssl",
+    "encodings.idna",  # host names of the AWS endpoints
+)
+snapstart.register(PRELOAD)
 
 
 @telemetry.lambda_entry
