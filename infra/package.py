@@ -26,6 +26,8 @@
 4. ``.pyc`` files compiled by this interpreter (the runtime's minor version, which Chalice also
    takes from the interpreter) are added to the zip with ``unchecked-hash`` invalidation:
    ``/var/task`` is read-only, so without them every cold start compiles each module from source.
+   Any ``.pyc`` already in the zip (Chalice copies ``chalicelib/__pycache__`` as it finds it) is
+   replaced: timestamp-based bytecode is stale once unzipped.
 """
 
 from __future__ import annotations
@@ -532,15 +534,17 @@ def compile_pyc(zip_path: Path) -> int:
         zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as dst,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        names = set(src.namelist())
         for info in src.infolist():
+            if info.filename.endswith(".pyc"):
+                # Chalice copies chalicelib/ with the developer's __pycache__: timestamp-based
+                # bytecode that the unzipped sources' mtimes make stale, so Lambda would compile
+                # those modules at every cold start. Every module is compiled here instead.
+                continue
             data = src.read(info)
             dst.writestr(info, data)
             if not info.filename.endswith(".py"):
                 continue
             cache_name = Path(importlib.util.cache_from_source(info.filename)).as_posix()
-            if cache_name in names:
-                continue
             source = Path(tmp, "src.py")
             source.write_bytes(data)
             target = Path(tmp, "out.pyc")

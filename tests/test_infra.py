@@ -593,6 +593,51 @@ def test_package_carries_bytecode_for_this_runtime(packaged: tuple[dict[str, Any
     assert len(missing) <= len(sources) // 50, missing[:5]
 
 
+def test_packaged_functions_import_their_shipped_bytecode_without_compiling(
+    packaged: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
+    """As Lambda loads them (read-only /var/task, the runtime's interpreter): importing each
+    function's handler module, and what its first events load, compiles no module of the zip."""
+    _, zip_path = packaged
+    task = tmp_path / "task"
+    with zipfile.ZipFile(zip_path) as z:
+        z.extractall(task)
+    import app as app_module
+    from chalicelib import authorizer_lambda
+
+    modules = [
+        "app",
+        *app_module.PRELOAD,
+        "chalicelib.authorizer_lambda",
+        *authorizer_lambda.PRELOAD,
+    ]
+    code = (
+        "import importlib, importlib.machinery, json, sys\n"
+        "compiled = []\n"
+        "original = importlib.machinery.SourceFileLoader.source_to_code\n"
+        "def counting(self, data, path, **kw):\n"
+        "    compiled.append(path)\n"
+        "    return original(self, data, path, **kw)\n"
+        "importlib.machinery.SourceFileLoader.source_to_code = counting\n"
+        "sys.path.insert(0, '.')\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps([p for p in compiled if not p.startswith(sys.base_prefix)]))\n"
+    )
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", code],
+        cwd=task,
+        env={"PYTHONPATH": "", "AWS_DEFAULT_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout) == []
+
+
 # --- SnapStart on published versions (the stage setting ``snapstart``) ----------------------
 
 
