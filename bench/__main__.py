@@ -102,10 +102,6 @@ def main(argv: list[str]) -> int:
     results: dict[str, Any] = {"world": run("world", str(world_path))}
     if "error" not in results["world"]:
         results["inproc"] = run("inproc", str(world_path), *quick)
-        # The same grants over botocore, for comparison (the deployed stages use aws_lite).
-        results["inproc_botocore"] = run(
-            "inproc", str(world_path), "--quick", "--client=botocore", "--endpoint-only"
-        )
         results["coldstart"] = run("coldstart", str(world_path), *quick)
     results["peer"] = run("peer", *quick)
     results["localstack"] = run("localstack", *quick)

@@ -3,9 +3,7 @@
 ``Recorder`` (capture, under moto) and ``Replayer`` (measurement, no moto in the process) hook
 botocore's ``before-send`` event on our own clients: a response returned there ends the call
 before any network I/O, so what is measured is our code plus botocore's request building, signing
-and response parsing, which Lambda pays too. ``Replayer.attach_lite`` does the same at the
-transport of ``chalicelib.aws_lite`` (the deployed client): request serialised and signed, answer
-parsed, no socket. Responses are keyed by operation and the item or
+and response parsing, which Lambda pays too. Responses are keyed by operation and the item or
 secret the request names, one map per scenario, so a replayed request sees exactly what the
 captured one saw.
 """
@@ -126,22 +124,11 @@ class Replayer:
         self.calls.clear()
         self.items.clear()
 
-    def attach_lite(self, client: Any) -> None:
-        """Answer a ``chalicelib.aws_lite.Client`` at its transport: the request is built,
-        serialised and signed as in Lambda; no socket is opened."""
-
-        def exchange(body: bytes, headers: dict[str, str]) -> Answer:
-            operation = headers["x-amz-target"].rsplit(".", 1)[-1]
-            status, answer_headers, data = self._answer(operation, body)
-            return status, {k.lower(): v for k, v in answer_headers.items()}, data
-
-        client._exchange = exchange
-
     def _before_send(self, request: Any, event_name: str, **_: Any) -> Any:
-        from botocore.awsrequest import AWSResponse
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
 
         status, headers, body = self._answer(_operation(event_name), request.body)
-        return AWSResponse(request.url, status, headers, _Raw(body))
+        return AWSResponse(request.url, status, HTTPHeaders.from_dict(headers), _Raw(body))
 
     def _answer(self, operation: str, body: bytes | str | None) -> Answer:
         self.calls[operation] += 1

@@ -10,8 +10,8 @@
 3. for each entry point, start a fresh interpreter (``python -I -S -B``) whose path holds only the
    unzipped package and the runtime's boto3/botocore (with their ``.pyc``, as the Lambda runtime
    image has them), and time ``import app`` and the first event. AWS calls go over loopback to a
-   small server answering the responses ``bench.world`` captured, so the real HTTP path runs
-   (botocore's, or ``chalicelib.aws_lite``'s for the authorizer as deployed).
+   small server answering the responses ``bench.world`` captured, so botocore's real HTTPS path
+   runs.
 """
 
 from __future__ import annotations
@@ -81,23 +81,10 @@ print(json.dumps({"import_ms": (t1 - t0) * 1e3, "first_ms": (t3 - t2) * 1e3,
 
 # Authorizer variants: result-label suffix -> (Chalice entry instead of the deployed handler,
 # settings). "" is the deployed configuration: the plain handler of the packaged template,
-# the standard-library AWS client, the revocation check on.
+# the revocation check on.
 AUTHORIZER_VARIANTS: dict[str, tuple[bool, dict[str, str]]] = {
-    "": (
-        False,
-        {"TESSERA_AWS_CLIENT": "lite", "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "true"},
-    ),
-    "+chalice": (
-        True,
-        {"TESSERA_AWS_CLIENT": "lite", "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "true"},
-    ),
-    "+botocore": (
-        False,
-        {
-            "TESSERA_AWS_CLIENT": "botocore",
-            "TESSERA_AUTHORIZER_CHECKS_REVOCATION": "true",
-        },
-    ),
+    "": (False, {"TESSERA_AUTHORIZER_CHECKS_REVOCATION": "true"}),
+    "+chalice": (True, {"TESSERA_AUTHORIZER_CHECKS_REVOCATION": "true"}),
 }
 BARE = "+bare-interpreter"  # label suffix of the runs without the runtime's modules preloaded
 
@@ -364,7 +351,7 @@ def main(argv: list[str]) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AWS_", "SSL_"))}
     env.update(common.BENCH_ENV)
     env["AWS_ENDPOINT_URL"] = f"https://{tls.HOST}:{server.server_address[1]}"
-    env["SSL_CERT_FILE"] = str(bundle)  # OpenSSL's default verify file (ssl, aws_lite)
+    env["SSL_CERT_FILE"] = str(bundle)  # OpenSSL's default verify file (the HTTPS floor)
     env["AWS_CA_BUNDLE"] = str(bundle)  # botocore's
     cc = events.basic(world["cc"]["client_id"], world["cc"]["client_secret"])
     functions = handlers(tessera_zip.parent / "sam.json")
@@ -385,19 +372,16 @@ def main(argv: list[str]) -> int:
             RUNTIME_MODULES,
         ),
     ]
-    # The API handler over botocore, for comparison (TESSERA_AWS_CLIENT=botocore), and as
-    # deployed in an interpreter with nothing preloaded.
+    # The API handler as deployed, in an interpreter with nothing preloaded.
     api = entries[-1]
-    botocore = {"TESSERA_AWS_CLIENT": "botocore"}
-    entries.append(("tessera", api[1], api[2], "app+botocore", botocore, RUNTIME_MODULES))
     entries.append(("tessera", api[1], api[2], f"app{BARE}", {}, ""))
     if world.get("authorizer"):
         entry = world["authorizer"]
         event = events.authorizer_event(fresh_token(world))
         # As dev and prod deploy it (.chalice/config.json, the packaged template): the plain
-        # handler, the standard-library AWS client and the revocation check on (one BatchGetItem,
-        # answered from the password scenario's recording: no item for this token, so "not
-        # revoked"); then through Chalice's entry point and over botocore, for comparison.
+        # handler and the revocation check on (one BatchGetItem, answered from the password
+        # scenario's recording: no item for this token, so "not revoked"); then through
+        # Chalice's entry point, for comparison.
         for label, (chalice_entry, settings) in AUTHORIZER_VARIANTS.items():
             handler = f"app.{entry}" if chalice_entry else handler_of(functions, entry)
             entries.append(

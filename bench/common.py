@@ -34,7 +34,6 @@ BENCH_ENV = {
     "TESSERA_PUBLIC_KEYS_SECRET": f"tessera/{STAGE}/public-keys",
     "TESSERA_PEPPER_SECRET": f"tessera/{STAGE}/pepper",
     "TESSERA_PASSWORD_GRANT": "true",
-    "TESSERA_AWS_CLIENT": "lite",  # as dev and prod deploy it
 }
 
 _FOREIGN = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION")

@@ -20,10 +20,8 @@ from bench import canned, common, events
 
 
 class Harness:
-    def __init__(self, world: dict[str, Any], client: str | None = None) -> None:
+    def __init__(self, world: dict[str, Any]) -> None:
         common.apply_bench_env()
-        if client:
-            os.environ["TESSERA_AWS_CLIENT"] = client
         self.world = world
         self.replayer = canned.Replayer(world["canned"])
         import app as app_module
@@ -33,23 +31,12 @@ class Harness:
 
     def fresh_container(self) -> None:
         """What a new Lambda container has: no services, no clients, no caches. The stores'
-        clients are the ones the stage deploys (``TESSERA_AWS_CLIENT``), answered by the
-        replayer."""
-        from chalicelib import services
+        botocore clients are answered by the replayer."""
+        from chalicelib import aws, services
 
         services.reset()
-        for service in ("dynamodb", "secretsmanager"):
-            client = services.runtime_aws(service)
-            if self.client_kind == "lite":
-                self.replayer.attach_lite(client)
-            else:
-                self.replayer.attach(client)
-
-    @property
-    def client_kind(self) -> str:
-        from chalicelib.config import settings
-
-        return settings().aws_client
+        self.replayer.attach(aws.client("dynamodb"))
+        self.replayer.attach(aws.client("secretsmanager"))
 
     def call(self, event: dict[str, Any]) -> dict[str, Any]:
         response: dict[str, Any] = self.app_module.app(event, events.LambdaContext())
@@ -292,13 +279,11 @@ def main(argv: list[str]) -> int:
     world = common.load_json(Path(argv[1]) if len(argv) > 1 else common.BUILD / "world.json")
     quick = "--quick" in argv
     n, repeats = (200, 3) if quick else (1000, 7)
-    # Default: the client the deployed stages use (BENCH_ENV); --client=botocore for comparison.
-    client = next((a.split("=", 1)[1] for a in argv if a.startswith("--client=")), None)
-    h = Harness(world, client)
-    result: dict[str, Any] = {"client": h.client_kind}
-    if "--endpoint-only" not in argv:
-        result["argon2id"] = measure_argon2(5 if quick else 11)
-        result["authorizer"] = measure_authorizer(h, n, repeats)
+    h = Harness(world)
+    result: dict[str, Any] = {
+        "argon2id": measure_argon2(5 if quick else 11),
+        "authorizer": measure_authorizer(h, n, repeats),
+    }
     if "--authorizer-only" in argv:
         common.emit(result)
         return 0

@@ -86,14 +86,9 @@ def authorizer_rows(inproc: dict[str, Any]) -> list[Row]:
     return rows
 
 
-def endpoint_rows(
-    inproc: dict[str, Any], peer: dict[str, Any] | None, other: dict[str, Any] | None = None
-) -> list[Row]:
-    """``inproc`` ran on the deployed AWS client; ``other`` (if any) on botocore, for comparison."""
+def endpoint_rows(inproc: dict[str, Any], peer: dict[str, Any] | None) -> list[Row]:
     s = "2. Token endpoint CPU per request"
     e = inproc["endpoint"]
-    client = inproc.get("client", "botocore")
-    theirs = (other or {}).get("endpoint", {}) if other and "error" not in other else {}
     rows: list[Row] = []
     cc = e.get("client_credentials")
     if cc:
@@ -120,9 +115,7 @@ def endpoint_rows(
     ):
         if name in e:
             calls = e[name]["calls_warm_total"]
-            detail = f"includes {client} building/signing/parsing {calls:.0f} AWS call(s)"
-            if name in theirs:
-                detail += f"; over botocore {theirs[name]['cpu_us']:.0f} µs"
+            detail = f"includes botocore building/signing/parsing {calls:.0f} AWS call(s)"
             rows.append(
                 _row(s, label, f"{e[name]['cpu_us']:.0f} µs", "(information)", None, detail)
             )
@@ -253,11 +246,9 @@ def cold_rows(cold: dict[str, Any]) -> list[Row]:
         rows.append(_row(s, label, value, f"<= {limit:g}x bare", met, why))
     info = [
         ("app|nopyc", "API handler without .pyc"),
-        ("app+botocore|pyc", "API handler over botocore (TESSERA_AWS_CLIENT=botocore)"),
         ("tessera_authorizer|nopyc", "authorizer without .pyc"),
         ("tessera_authorizer+chalice|pyc", "authorizer through Chalice (app.tessera_authorizer)"),
-        ("tessera_authorizer+botocore|pyc", "authorizer over botocore"),
-        ("rotate_keys|pyc", "rotation function (createSecret, botocore)"),
+        ("rotate_keys|pyc", "rotation function (createSecret)"),
     ]
     for key, label in info:
         if key in r:
@@ -319,7 +310,7 @@ def rows(results: dict[str, Any]) -> list[Row]:
     inproc = results.get("inproc")
     if inproc and "error" not in inproc:
         out += authorizer_rows(inproc)
-        out += endpoint_rows(inproc, results.get("peer"), results.get("inproc_botocore"))
+        out += endpoint_rows(inproc, results.get("peer"))
         out += round_trip_rows(inproc)
     else:
         out += _err("1-3. In-process measurements", inproc or results.get("world"))
@@ -429,11 +420,10 @@ METHOD = """## Method
 
 - **Canned AWS.** `bench.world` builds the stack once in moto (`infra/template.yaml`), registers
   the clients and the user, runs every scenario through the Lambda handler and records each AWS
-  response (botocore `response-received`). The measurement processes have no moto. The functions
-  run on the client dev and prod deploy (`TESSERA_AWS_CLIENT=lite`, `chalicelib/aws_lite.py`),
-  answered at its transport (`bench.canned.Replayer.attach_lite`): requests are serialised and
-  signed, answers parsed, no socket. For comparison a second run answers botocore's `before-send`
-  hook (its request building, signing and parsing included). The same hooks count round trips.
+  response (botocore `response-received`). The measurement processes have no moto: the functions'
+  botocore clients (`chalicelib/aws.py`, as every stage deploys them) are answered at their
+  `before-send` hook, so botocore's request building, signing and response parsing are measured;
+  no socket is opened. The same hook counts round trips.
 - **Authorizer.** Distinct valid tokens (1,000 per repeat, 7 repeats), warm key ring. Floor:
   `EllipticCurvePublicKey.verify` of the same tokens with the same key, signatures already in DER.
   CPU time is `time.process_time` over the batch; ratios are per repeat, then the median. The
@@ -460,7 +450,7 @@ METHOD = """## Method
   `AWS_CA_BUNDLE`): every function pays the `ssl` import, the CA bundle and the handshakes. The
   HTTPS floor row does only that, with the standard library. The authorizer runs as dev and prod
   deploy it (revocation check on: its `BatchGetItem` is answered by a recorded one naming no item
-  of this token), then through Chalice and over botocore, side by side. Baseline: a bare Chalice
+  of this token), then through Chalice, side by side. Baseline: a bare Chalice
   hello-world packaged by `chalice package`, as Chalice ships it (no .pyc). One discarded run per
   variant (disk cache), then the median.
 - **Local stack.** `python -m infra.local_stack` on free loopback ports, a bounded load of
@@ -469,39 +459,37 @@ METHOD = """## Method
 
 NOTES = """## Targets missed: why, and what would fix them
 
-- **Cold start, authorizer (~2.2-2.8x the bare app).** Its first event must read the public key
-  set (Secrets Manager), the attached APIs' rules and, as deployed, the revocation check
-  (DynamoDB, the two on one kept-alive connection): two HTTPS connections. The
-  standard library alone pays ~45-55 ms for that in this run (the HTTPS floor row: `ssl`, ~20 ms
-  of it to load the system's CA bundle, two handshakes), more than the whole bare app (~26-44 ms),
-  whose first event answers from memory. Net of that floor the authorizer is at or below 1x the
-  bare app (0.7-1.2x over the last runs): what is left is `cryptography` (~10 ms), the key-set
-  parse, the verify and our modules. So the target cannot be met by any authorizer that fetches
-  its keys over HTTPS on its first event.
-  Closer would be: trusting only the Amazon Trust Services roots for `*.amazonaws.com` instead of
+- **Cold start, authorizer.** Its first event must read the public key set (Secrets Manager), the
+  attached APIs' rules and, as deployed, the revocation check (DynamoDB, the two on one kept-alive
+  connection): two HTTPS connections. The standard library alone pays more for that (the HTTPS
+  floor row: `ssl`, ~20 ms of it to load the system's CA bundle, two handshakes) than the whole
+  bare app, whose first event answers from memory. On top of the floor comes botocore: its import,
+  the service models it loads and the creation of its session and two clients. Then
+  `cryptography` (~10 ms), the key-set parse, the verify and our modules. So the target cannot be
+  met by any authorizer that fetches its keys over HTTPS on its first event.
+  Closer would be: initialisation done before the first event (SnapStart or provisioned
+  concurrency), trusting only the Amazon Trust Services roots for `*.amazonaws.com` instead of
   the system bundle (~20 ms; AWS sanctions pinning to its roots, at the price of a trust store to
-  maintain), or not checking revocation on the first event (one handshake less, a security
-  setting we keep). Cold starts are < 1% of invocations (AWS Lambda operator guide, "Lambda
-  execution environments").
-- **Cold start, API handler (~2.3-3.2x).** The same two HTTPS calls (client record, signing key
-  set) plus Chalice, `cryptography` and the token endpoint's modules. Net of the HTTPS floor it is
-  ~1.0-1.6x, within the 2x target; the floor itself is the miss. Provisioned concurrency hides it
-  where it matters.
+  maintain), or not checking revocation on the first event (one client and one handshake less, a
+  security setting we keep). Cold starts are < 1% of invocations (AWS Lambda operator guide,
+  "Lambda execution environments").
+- **Cold start, API handler.** The same two HTTPS calls (client record, signing key set) and
+  botocore, plus Chalice, `cryptography` and the token endpoint's modules. Provisioned concurrency
+  hides it where it matters.
 
 ## Optimisations made for these numbers
 
 - **The authorizer runs as a plain handler** (`chalicelib/authorizer_lambda.py`; the packaged
   template names it, `make deploy` switches to it after `chalice deploy`): it does not import
   `app.py` and Chalice. `app.tessera_authorizer` stays for route wiring and `chalice local`.
-- **No botocore in the functions.** `chalicelib/aws_lite.py` serves every DynamoDB and Secrets
-  Manager operation of the API handler and the authorizer (`TESSERA_AWS_CLIENT=lite` in local, dev
-  and prod): SigV4 by `hmac`/`hashlib`, one keep-alive connection per service, bounded retries;
-  error answers keep botocore's shape (`faults.ServiceError`), so stores read a failed condition,
-  a returned item or a transaction's cancellation reasons the same way. API handler cold start:
-  ~290-320 -> ~80-90 ms; CPU per password/refresh request ~3x lower (section 2, "over
-  botocore"). The admin CLI and the rotation function keep botocore (profiles, SSO; rare runs).
-- **No `http.client`**: `chalicelib/http_client.py` (HTTP/1.1 over `socket`/`ssl`) avoids the
-  `email` package (~15 ms).
+- **botocore, not boto3** (`chalicelib/aws.py`): one botocore session and one client per service,
+  built on the first call and kept for the container; boto3 would add s3transfer and more
+  (~55 ms). Every stage, the local stack and the tests use these clients. Until this change the
+  API handler and the authorizer used a hand-written standard-library AWS client instead; it was
+  removed so that what is deployed is what the tests exercise and a well-kept library carries
+  every AWS call. In the last run before the change that client's cold starts were ~80-90 ms
+  (API handler) and ~70 ms (authorizer) against ~290 ms and ~270 ms over botocore, and a
+  password, refresh or revocation request cost about a third of the CPU it costs over botocore.
 - **No `dataclasses` on the hot paths**: records are `NamedTuple`s (immutable as before), which
   spares importing `inspect` and generating methods per class (~10-15 ms); `secrets` (and
   `random`) are imported only where a token, an id or a retry delay is made.

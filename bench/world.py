@@ -10,7 +10,6 @@ processes replay them without moto.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -48,8 +47,6 @@ def _body(response: dict[str, Any]) -> dict[str, Any]:
 
 def capture() -> dict[str, Any]:
     common.apply_bench_env()
-    # Captured through botocore, which moto intercepts; aws_lite reads the same JSON answers.
-    os.environ["TESSERA_AWS_CLIENT"] = "botocore"
     import boto3
     from moto import mock_aws
 

@@ -273,9 +273,6 @@ def use_stage(stage: str) -> None:
                 "AWS_DEFAULT_REGION": state.get("region", "us-east-1"),
             }
         )
-    # The functions' standard-library client reads credentials from environment variables only
-    # (what Lambda sets); an operator's may come from a profile or SSO, which botocore resolves.
-    env["TESSERA_AWS_CLIENT"] = "botocore"
     os.environ.update(env)
     services.reset()
 

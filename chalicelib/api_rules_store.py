@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import api_rules, aws, table
 from chalicelib.api_rules import RulesError, RuleSet
 from chalicelib.clock import Clock
 from chalicelib.faults import BackendUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 log = logging.getLogger("tessera.api_rules")
 
@@ -35,7 +38,7 @@ def _key(name: str) -> table.Item:
 
 
 class RulesStore:
-    def __init__(self, ddb: Any, table_name: str) -> None:
+    def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
         self._ddb = ddb
         self._table = table_name
 

@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib import aws, table
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 CODE_TTL = 120
 
@@ -50,8 +56,16 @@ def _key(code: str) -> table.Item:
     return table.key(f"CODE#{digest}", "CODE")
 
 
+def _old_item(exc: ClientError) -> table.Item | None:
+    """The item ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` returns with a failed condition
+    (a member of DynamoDB's error answer that the stubs of ``ClientError.response`` do not list)."""
+    answer: Mapping[str, Any] = exc.response
+    item = answer.get("Item")
+    return item if isinstance(item, dict) and item else None
+
+
 class CodeStore:
-    def __init__(self, ddb: Any, table_name: str) -> None:
+    def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
         self._ddb = ddb
         self._table = table_name
 
@@ -85,7 +99,11 @@ class CodeStore:
         Raises ``CodeAlreadyUsed`` when the code was redeemed before.
         """
         update = "SET used = :t, used_at = :now"
-        values = {":t": {"BOOL": True}, ":f": {"BOOL": False}, ":now": {"N": str(now)}}
+        values: dict[str, AttributeValueTypeDef] = {
+            ":t": {"BOOL": True},
+            ":f": {"BOOL": False},
+            ":now": {"N": str(now)},
+        }
         if family_id is not None:
             update += ", family_id = :fid"
             values[":fid"] = {"S": family_id}
@@ -100,10 +118,8 @@ class CodeStore:
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) != "ConditionalCheckFailedException":
-                    raise
-                old = aws.error_response(exc).get("Item")
+            except self._ddb.exceptions.ConditionalCheckFailedException as exc:
+                old = _old_item(exc)
                 if not old:
                     return None
                 raise CodeAlreadyUsed(table.from_item(old).get("family_id")) from exc

@@ -1,44 +1,54 @@
-"""AWS clients: one botocore configuration for every call, created lazily and cached per container.
+"""AWS clients: the one botocore configuration of every call, each client built once per container.
 
-botocore's session is used directly instead of boto3: boto3 pulls s3transfer and multiprocessing and
-costs ~55 ms more at cold start (see BENCHMARKS.md). Standard retry mode with timeouts far below
-API Gateway's 29 s limit; when retries run out, stores raise ``BackendUnavailable``.
+Every stage, the local stack and the tests use these clients; stores receive them injected
+(``chalicelib.services``). botocore's session is used directly instead of boto3: boto3 pulls
+s3transfer and multiprocessing and costs ~55 ms more at cold start. Standard retry mode with
+bounded attempts and timeouts far below API Gateway's 29 s limit; what still fails after the
+retries becomes ``BackendUnavailable`` (``translate_faults``): the HTTP layer answers 503.
+
+botocore is imported when the first client is built, never at import: the authorizer's module
+graph stays free of it until its first event. The client types come from the published stub
+packages (``mypy-boto3-dynamodb``, ``mypy-boto3-secretsmanager``, ``botocore-stubs``) and are
+imported for the type checker only.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Literal, overload
 
-from chalicelib.faults import BackendUnavailable, ServiceError
+from chalicelib.faults import BackendUnavailable
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from botocore.config import Config
+    from botocore.session import Session
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
+
+Service = Literal["dynamodb", "secretsmanager"]
+
+# 3 attempts in all; connect 1 s, read 2 s. DynamoDB and Secrets Manager answer in milliseconds,
+# so these only bound a brownout. Worst case for one call, every attempt timing out plus two
+# backoffs (at most 1 s and 2 s): 3 x 3 s + 3 s = 12 s, inside the API function's 15 s timeout,
+# so a brownout is answered 503 + Retry-After, not a Lambda timeout (tests/test_faults.py).
+MAX_ATTEMPTS = 3
+CONNECT_TIMEOUT = 1
+READ_TIMEOUT = 2
 
 _lock = threading.Lock()
-_clients: dict[str, Any] = {}
-_session: Any = None
-
-# Error codes that mean "the service is struggling", not "your request is wrong".
-TRANSIENT_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "InternalServiceError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "TransactionConflictException",
-        "TransactionInProgressException",
-        "LimitExceededException",
-        "Throttling",
-    }
-)
+_clients: dict[str, BaseClient] = {}
+_session: Session | None = None
 
 
-def client(service: str) -> Any:
-    """The container's client for ``service`` (``dynamodb`` or ``secretsmanager``)."""
+@overload
+def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["secretsmanager"]) -> SecretsManagerClient: ...
+def client(service: Service) -> BaseClient:
+    """The container's client for ``service``, built on first use."""
     found = _clients.get(service)
     if found is not None:
         return found
@@ -49,7 +59,7 @@ def client(service: str) -> Any:
         return found
 
 
-def _new_client(service: str) -> Any:
+def _new_client(service: Service) -> BaseClient:
     global _session
     import botocore.session
 
@@ -58,13 +68,13 @@ def _new_client(service: str) -> Any:
     return _session.create_client(service, config=_config())
 
 
-def _config() -> Any:
+def _config() -> Config:
     import botocore.config
 
     return botocore.config.Config(
-        retries={"mode": "standard", "total_max_attempts": 3},  # 3 attempts in all
-        connect_timeout=2,
-        read_timeout=3,
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
         tcp_keepalive=True,
     )
 
@@ -79,7 +89,7 @@ def reset() -> None:
 
 # --- Lambda SnapStart (chalicelib.snapstart) -------------------------------------------------
 
-SERVICES = ("dynamodb", "secretsmanager")
+SERVICES: tuple[Service, ...] = ("dynamodb", "secretsmanager")
 _PLACEHOLDER = "preload"  # keys of the clients that only load models: never resolved, never sent
 
 
@@ -124,45 +134,23 @@ def after_restore() -> None:
         client(service)
 
 
-def service_errors() -> tuple[type[Exception], ...]:
-    """The exception types of a service's error answer, for ``except`` clauses in stores:
-    ``ServiceError`` (chalicelib.aws_lite) and, once botocore is loaded, its ``ClientError``.
-    A process that never loaded botocore has no botocore client that could raise one."""
-    loaded = sys.modules.get("botocore.exceptions")
-    if loaded is None:
-        return (ServiceError,)
-    return (ServiceError, loaded.ClientError)
-
-
-def error_response(exc: BaseException) -> dict[str, Any]:
-    """The parsed error answer of a ``ClientError`` or ``ServiceError`` ({} for anything else):
-    ``Error.Code`` plus members such as ``CancellationReasons`` or ``Item``."""
-    response = getattr(exc, "response", None)
-    return response if isinstance(response, dict) else {}
-
-
-def error_code(exc: BaseException) -> str:
-    error = error_response(exc).get("Error")
-    return str(error.get("Code", "")) if isinstance(error, dict) else ""
-
-
 @contextmanager
 def translate_faults(service: str) -> Iterator[None]:
     """Turn any botocore failure left after retries into ``BackendUnavailable``.
 
-    Stores catch the outcomes they expect (a failed condition) inside this block; whatever
-    escapes is a fault of the service or of the deployment, and the caller answers 503.
+    Stores catch the outcomes they expect (a failed condition, as the client's modeled exception)
+    inside this block; whatever escapes is a fault of the service or of the deployment, and the
+    caller answers 503. Nothing runs here on success.
     """
     try:
         yield
-    except BackendUnavailable:
-        raise
-    except ServiceError as exc:
-        raise BackendUnavailable(service, exc.code) from exc
     except Exception as exc:
-        # botocore's errors, looked up only on failure and only if botocore is loaded: the
-        # stores' happy path, and a process on chalicelib.aws_lite alone, never import it.
-        loaded = sys.modules.get("botocore.exceptions")
-        if loaded is not None and isinstance(exc, loaded.ClientError | loaded.BotoCoreError):
-            raise BackendUnavailable(service, error_code(exc) or type(exc).__name__) from exc
+        # Looked up only on failure; loaded with the client that raised, so this costs nothing.
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code") or type(exc).__name__
+            raise BackendUnavailable(service, code) from exc
+        if isinstance(exc, BotoCoreError):
+            raise BackendUnavailable(service, type(exc).__name__) from exc
         raise

@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib import aws, table
 from chalicelib.clock import Clock
 from chalicelib.untrusted import same
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 SECRET_PREFIX = "tessera_cs_"  # noqa: S105 - a prefix, not a secret
 GRANT_TYPES = ("client_credentials", "password", "refresh_token", "authorization_code")
@@ -95,7 +98,7 @@ def _client_key(client_id: str) -> table.Item:
 
 
 class ClientStore:
-    def __init__(self, ddb: Any, table_name: str) -> None:
+    def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
         self._ddb = ddb
         self._table = table_name
 
@@ -134,10 +137,8 @@ class ClientStore:
                     Item=table.to_item(values),
                     ConditionExpression="attribute_not_exists(pk)",
                 )
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) == "ConditionalCheckFailedException":
-                    raise ClientExists(client.client_id) from exc
-                raise
+            except self._ddb.exceptions.ConditionalCheckFailedException as exc:
+                raise ClientExists(client.client_id) from exc
 
     def delete(self, client_id: str) -> bool:
         with aws.translate_faults("dynamodb"):

@@ -68,7 +68,6 @@ class Settings(NamedTuple):
     lockout_max_seconds: int
     realm: str
     cookie_secure: bool
-    aws_client: str = "botocore"
     password_grant: bool = False
     signing_alg: str = "ES256"
 
@@ -119,7 +118,6 @@ def settings() -> Settings:
         realm=os.environ.get("TESSERA_REALM", "tessera"),
         # Session cookies are Secure everywhere but the local stack (plain http on loopback).
         cookie_secure=_bool("TESSERA_COOKIE_SECURE", True),
-        aws_client=_choice("TESSERA_AWS_CLIENT", AWS_CLIENTS, "botocore"),
         # Off unless the stage turns it on: RFC 9700 §2.4 says the grant must not be used.
         password_grant=_bool("TESSERA_PASSWORD_GRANT", False),
         # The algorithm of the keys rotation creates (chalicelib.rotation): a stage switches by
@@ -161,10 +159,6 @@ def log_level() -> str:
     return raw
 
 
-# How the API handler and the authorizer reach AWS: botocore (chalicelib.aws, the default, what
-# moto's mock_aws intercepts) or the standard-library client (chalicelib.aws_lite, the deployed
-# stages and the local stack). The admin CLI and the rotation function always use botocore.
-AWS_CLIENTS = ("botocore", "lite")
 # Signing algorithms a stage may choose (chalicelib.key_objects supports exactly these).
 SIGNING_ALGS = ("ES256", "RS256")
 
@@ -178,43 +172,6 @@ def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     if raw not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(allowed)}")
     return raw
-
-
-class AwsEnvironment(NamedTuple):
-    """What the Lambda runtime tells a function about AWS (chalicelib.aws_lite reads it; botocore
-    reads the same variables itself)."""
-
-    access_key_id: str
-    secret_access_key: str
-    session_token: str
-    region: str
-    endpoints: dict[str, str]
-
-    def __repr__(self) -> str:  # never the secret key or the session token
-        return f"AwsEnvironment(access_key_id={self.access_key_id!r}, region={self.region!r})"
-
-    def endpoint(self, service_variable: str) -> str:
-        """``AWS_ENDPOINT_URL_<SERVICE>``, else ``AWS_ENDPOINT_URL``, else "" (the default)."""
-        return self.endpoints.get(service_variable) or self.endpoints.get("AWS_ENDPOINT_URL", "")
-
-
-def aws_environment() -> AwsEnvironment:
-    """Credentials, region and endpoint overrides from the environment (not cached: callers
-    cache their clients). Missing credentials or region are a deployment mistake."""
-    env = os.environ
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
-    if not region:
-        raise ConfigError("AWS_REGION is not set")
-    ignore = _bool("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", False)
-    return AwsEnvironment(
-        access_key_id=_required("AWS_ACCESS_KEY_ID"),
-        secret_access_key=_required("AWS_SECRET_ACCESS_KEY"),
-        session_token=env.get("AWS_SESSION_TOKEN", ""),
-        region=region,
-        endpoints={}
-        if ignore
-        else {k: v for k, v in env.items() if k.startswith("AWS_ENDPOINT_URL") and v},
-    )
 
 
 def local_state_path(default: Path) -> Path:

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws, table
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 PEOPLE = "PERSON"
 ARTICLES = "ARTICLE"
@@ -59,7 +62,7 @@ def _public(item: table.Item) -> dict[str, Any]:
 
 
 class DemoStore:
-    def __init__(self, ddb: Any, table_name: str) -> None:
+    def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
         self._ddb = ddb
         self._table = table_name
 

@@ -25,12 +25,17 @@ matter; code compares expiry itself because TTL deletion lags.
 from __future__ import annotations
 
 import enum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib import aws, table
 from chalicelib.faults import BackendUnavailable
 from chalicelib.users import _user_key as user_key
 from chalicelib.users import may_receive, receive_check, user_from_values
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 ACTIVE = "active"
 ROTATED = "rotated"
@@ -194,7 +199,7 @@ def _attrs(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class GrantStore:
-    def __init__(self, ddb: Any, table_name: str) -> None:
+    def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
         self._ddb = ddb
         self._table = table_name
 
@@ -204,7 +209,7 @@ class GrantStore:
         """Store a new family and its first token (if any) in one transaction, only while the user
         may receive it (``users.receive_check``). False if that check failed or the family id is
         taken (a revoked marker left by a re-used code); faults raise ``BackendUnavailable``."""
-        items: list[dict[str, Any]] = [
+        items: list[TransactWriteItemTypeDef] = [
             {
                 "Put": {
                     "TableName": self._table,
@@ -227,10 +232,8 @@ class GrantStore:
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.transact_write_items(TransactItems=items)
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) != "TransactionCanceledException":
-                    raise
-                reasons = aws.error_response(exc).get("CancellationReasons") or []
+            except self._ddb.exceptions.TransactionCanceledException as exc:
+                reasons = exc.response.get("CancellationReasons") or []
                 codes = [str(r.get("Code", "None")) for r in reasons]
                 if "ConditionalCheckFailed" in codes:
                     return False
@@ -261,7 +264,7 @@ class GrantStore:
         Two racing rotations of one token cannot both commit: the loser's condition 0 fails.
         Faults (throttling, internal errors) raise ``BackendUnavailable``; nothing was written.
         """
-        items = [
+        items: list[TransactWriteItemTypeDef] = [
             {
                 "Update": {
                     "TableName": self._table,
@@ -306,9 +309,7 @@ class GrantStore:
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.transact_write_items(TransactItems=items)
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) != "TransactionCanceledException":
-                    raise
+            except self._ddb.exceptions.TransactionCanceledException as exc:
                 return _cancelled(exc)
         return RotateOutcome.COMMITTED
 
@@ -352,6 +353,8 @@ class GrantStore:
             update += ", #ttl = if_not_exists(#ttl, :ttl)"
             values[":ttl"] = now + RETENTION
             names["#ttl"] = table.TTL
+        # DynamoDB refuses an empty ExpressionAttributeNames: pass it only when there are names.
+        extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.update_item(
@@ -360,12 +363,10 @@ class GrantStore:
                     UpdateExpression=update,
                     ConditionExpression=condition,
                     ExpressionAttributeValues=_attrs(values),
-                    **({"ExpressionAttributeNames": names} if names else {}),
+                    **extra,
                 )
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) == "ConditionalCheckFailedException":
-                    return False
-                raise
+            except self._ddb.exceptions.ConditionalCheckFailedException:
+                return False
         return True
 
     def families_of(self, username: str, client_id: str | None = None) -> list[Family]:
@@ -444,9 +445,9 @@ class GrantStore:
         raise BackendUnavailable("dynamodb", "UnprocessedKeys")
 
 
-def _cancelled(exc: Any) -> RotateOutcome:
+def _cancelled(exc: ClientError) -> RotateOutcome:
     """Read the per-item reasons of a cancelled rotation (items as in ``GrantStore.rotate``)."""
-    reasons = aws.error_response(exc).get("CancellationReasons") or []
+    reasons = exc.response.get("CancellationReasons") or []
     codes = [str(r.get("Code", "None")) for r in reasons]
     codes += ["None"] * (4 - len(codes))
     if codes[2] == "ConditionalCheckFailed":

@@ -36,13 +36,17 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib import aws, passwords, table
 from chalicelib.errors import InvalidGrant
 from chalicelib.faults import BackendUnavailable
 from chalicelib.login import Attempt
 from chalicelib.users import user_from_item, user_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import DeleteTypeDef, TransactWriteItemTypeDef
 
 BAD_CREDENTIALS = "invalid username or password"  # the text of chalicelib.login
 SK = "LOGIN"
@@ -152,7 +156,7 @@ class GuardedAttempt(Attempt):
 class LoginGuard:
     """Implements the ``LoginGuard`` protocol of chalicelib.login."""
 
-    def __init__(self, ddb: Any, table_name: str, policy: Policy) -> None:
+    def __init__(self, ddb: DynamoDBClient, table_name: str, policy: Policy) -> None:
         self._ddb = ddb
         self._table = table_name
         self._policy = policy
@@ -231,7 +235,7 @@ class LoginGuard:
         if not isinstance(attempt, GuardedAttempt):
             raise InvalidGrant(BAD_CREDENTIALS)  # not from our check (a caller bug): fail closed
         upk = user_pk(attempt.username)
-        items: list[dict[str, Any]] = [
+        items: list[TransactWriteItemTypeDef] = [
             {"Delete": self._unchanged_since_check(upk, pair_sk(attempt.source), attempt, now)},
             {"Delete": self._unchanged_since_check(upk, SK, attempt, now)},
         ]
@@ -244,10 +248,8 @@ class LoginGuard:
                 try:
                     self._ddb.transact_write_items(TransactItems=items)
                     return
-                except aws.service_errors() as exc:
-                    if aws.error_code(exc) != "TransactionCanceledException":
-                        raise
-                    reasons = aws.error_response(exc).get("CancellationReasons") or []
+                except self._ddb.exceptions.TransactionCanceledException as exc:
+                    reasons = exc.response.get("CancellationReasons") or []
                     codes = {str(r.get("Code", "None")) for r in reasons}
             if "ConditionalCheckFailed" in codes:
                 raise InvalidGrant(BAD_CREDENTIALS)
@@ -297,7 +299,7 @@ class LoginGuard:
 
     def _unchanged_since_check(
         self, pk: str, sk: str, attempt: GuardedAttempt, now: int
-    ) -> dict[str, Any]:
+    ) -> DeleteTypeDef:
         """Delete one of the username's counters if it counts the failures ``check`` saw (an
         item past its ttl counted zero; refused attempts do not count)."""
         seen = attempt.pair_failures if sk != SK else attempt.username_failures
@@ -387,12 +389,11 @@ class LoginGuard:
                             ExpressionAttributeNames={"#ttl": table.TTL},
                             ExpressionAttributeValues=values,
                             ReturnValues="ALL_NEW",
-                            **form,
+                            UpdateExpression=form["UpdateExpression"],
+                            ConditionExpression=form["ConditionExpression"],
                         )
-                    except aws.service_errors() as exc:
-                        if aws.error_code(exc) == "ConditionalCheckFailedException":
-                            continue
-                        raise
+                    except self._ddb.exceptions.ConditionalCheckFailedException:
+                        continue
                 return int(table.from_item(resp["Attributes"]).get("failures", 0))
         raise BackendUnavailable("dynamodb", "login counter contention")
 

@@ -26,7 +26,7 @@ import json
 import secrets
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import jwt
@@ -35,6 +35,9 @@ from chalicelib import aws, table
 from chalicelib.clients import Client
 from chalicelib.key_objects import SUPPORTED_ALGS, SigningKey, VerifyingKey
 from chalicelib.users import User
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 OPENID = "openid"
 ID_TOKEN_TYP = "JWT"  # noqa: S105 - a JOSE header value, not a secret
@@ -112,7 +115,7 @@ class SectorSalts:
     """Pairwise salts by sector in the table, made on first use (a conditional put, so two
     racing makers agree on one) and cached for the container's life: a salt never changes."""
 
-    def __init__(self, ddb: Any, table_name: str) -> None:
+    def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
         self._ddb = ddb
         self._table = table_name
         self._cache: dict[str, bytes] = {}
@@ -147,9 +150,7 @@ class SectorSalts:
                 self._ddb.put_item(
                     TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
                 )
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) != "ConditionalCheckFailedException":
-                    raise
+            except self._ddb.exceptions.ConditionalCheckFailedException:
                 return self._read(sector) or salt  # another maker won: its salt
         return salt
 

@@ -51,11 +51,14 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import audit, aws, key_objects
 from chalicelib.clock import Clock
 from chalicelib.keys import STATES, KeySetError, new_kid
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
 log = logging.getLogger("tessera.rotation")
 
@@ -471,7 +474,7 @@ class Rotator:
 
     def __init__(
         self,
-        sm: Any,
+        sm: SecretsManagerClient,
         kind: Kind,
         secret_id: str,
         clock: Clock,
@@ -503,10 +506,8 @@ class Rotator:
                 resp = self._sm.get_secret_value(
                     SecretId=self.secret_id, VersionId=token, VersionStage=PENDING
                 )
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) == "ResourceNotFoundException":
-                    return None
-                raise
+            except self._sm.exceptions.ResourceNotFoundException:
+                return None
         return str(resp["SecretString"])
 
     def _require_pending(self, token: str) -> list[Entry]:
@@ -717,7 +718,7 @@ class Rotator:
 # --- Lambda entry point -------------------------------------------------------------------
 
 
-def rotator_for(secret_id: str, sm: Any, clock: Clock, settings: Any) -> Rotator:
+def rotator_for(secret_id: str, sm: SecretsManagerClient, clock: Clock, settings: Any) -> Rotator:
     """The rotator for a secret named in a rotation event (its ARN or name)."""
     with aws.translate_faults("secretsmanager"):
         name = str(sm.describe_secret(SecretId=secret_id)["Name"])
@@ -734,7 +735,9 @@ def rotator_for(secret_id: str, sm: Any, clock: Clock, settings: Any) -> Rotator
     raise RotationError("this function does not rotate that secret")
 
 
-def handle_event(event: dict[str, Any], sm: Any, clock: Clock, settings: Any) -> None:
+def handle_event(
+    event: dict[str, Any], sm: SecretsManagerClient, clock: Clock, settings: Any
+) -> None:
     """Secrets Manager's rotation event: {SecretId, ClientRequestToken, Step}."""
     try:
         secret_id = str(event["SecretId"])

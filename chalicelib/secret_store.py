@@ -6,13 +6,17 @@ The store knows Secrets Manager, not what the secrets mean (``chalicelib.keys`` 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from chalicelib import aws
 
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager.client import SecretsManagerClient
+
 
 class SecretStore:
-    def __init__(self, sm: Any) -> None:
+    def __init__(self, sm: SecretsManagerClient) -> None:
         self._sm = sm
 
     def read(self, secret_id: str, stage: str = "AWSCURRENT") -> str:
@@ -20,5 +24,5 @@ class SecretStore:
             resp = self._sm.get_secret_value(SecretId=secret_id, VersionStage=stage)
         return str(resp["SecretString"])
 
-    def fetcher(self, secret_id: str) -> Any:
+    def fetcher(self, secret_id: str) -> Callable[[], str]:
         return lambda: self.read(secret_id)

@@ -2,13 +2,12 @@
 
 Nothing here runs at import. Each Lambda pays only for what it touches: the authorizer builds the
 verifying key ring, the cached API rules and, where enabled, the revocation check, nothing else.
-Stores get their AWS client from ``runtime_aws`` (botocore or the standard-library ``aws_lite``,
-per stage). Tests call ``reset()`` between cases (and may swap the clock).
+Stores get the container's botocore clients from ``chalicelib.aws``. Tests call ``reset()`` between
+cases (and may swap the clock).
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -38,9 +37,6 @@ def reset() -> None:
         _built.clear()
     settings.cache_clear()
     aws.reset()
-    lite = sys.modules.get("chalicelib.aws_lite")  # reset only if loaded: never import it here
-    if lite is not None:
-        lite.reset()
 
 
 def forget_built() -> None:
@@ -63,15 +59,13 @@ def _once[T](name: str, build: Callable[[], T]) -> T:
 def secret_store() -> Any:
     from chalicelib.secret_store import SecretStore
 
-    return _once("secret_store", lambda: SecretStore(runtime_aws("secretsmanager")))
+    return _once("secret_store", lambda: SecretStore(aws.client("secretsmanager")))
 
 
 def client_store() -> Any:
     from chalicelib.clients import ClientStore
 
-    return _once(
-        "client_store", lambda: ClientStore(runtime_aws("dynamodb"), settings().table_name)
-    )
+    return _once("client_store", lambda: ClientStore(aws.client("dynamodb"), settings().table_name))
 
 
 def cached_clients() -> Any:
@@ -86,7 +80,7 @@ def cached_clients() -> Any:
 def user_store() -> Any:
     from chalicelib.users import UserStore
 
-    return _once("user_store", lambda: UserStore(runtime_aws("dynamodb"), settings().table_name))
+    return _once("user_store", lambda: UserStore(aws.client("dynamodb"), settings().table_name))
 
 
 def _cached_secret(secret_id: str) -> Any:
@@ -104,26 +98,13 @@ def signing_keys() -> Any:
     )
 
 
-def runtime_aws(service: str) -> Any:
-    """The AWS client of the API handler and the authorizer: botocore (``chalicelib.aws``, the
-    default; moto's mock_aws intercepts it) or, with ``TESSERA_AWS_CLIENT=lite``, the
-    standard-library ``chalicelib.aws_lite``, which keeps botocore out of their cold starts. Both
-    answer the stores' operations alike and fail alike (``BackendUnavailable``, or an expected
-    error answer the stores catch through ``aws.service_errors()``)."""
-    if settings().aws_client == "lite":
-        from chalicelib import aws_lite
-
-        return aws_lite.client(service)
-    return aws.client(service)
-
-
 def verifying_keys() -> Any:
     from chalicelib.keys import CachedSecret, VerifyingKeyRing
     from chalicelib.secret_store import SecretStore
 
     def build() -> VerifyingKeyRing:
         s = settings()
-        public = SecretStore(runtime_aws("secretsmanager")).fetcher(s.public_keys_secret)
+        public = SecretStore(aws.client("secretsmanager")).fetcher(s.public_keys_secret)
         return VerifyingKeyRing(CachedSecret(public, _clock, s.key_cache_ttl, s.key_stale_max))
 
     return _once("verifying_keys", build)
@@ -134,7 +115,7 @@ def api_rules_store() -> Any:
     from chalicelib.api_rules_store import RulesStore
 
     return _once(
-        "api_rules_store", lambda: RulesStore(runtime_aws("dynamodb"), settings().table_name)
+        "api_rules_store", lambda: RulesStore(aws.client("dynamodb"), settings().table_name)
     )
 
 
@@ -175,7 +156,7 @@ def demo_store() -> Any:
     from chalicelib.demo_store import DemoStore
 
     return _once(
-        "demo_store", lambda: DemoStore(runtime_aws("dynamodb"), settings().demo_table_name)
+        "demo_store", lambda: DemoStore(aws.client("dynamodb"), settings().demo_table_name)
     )
 
 
@@ -207,7 +188,7 @@ def subjects() -> Any:
 
     return _once(
         "subjects",
-        lambda: Subjects(SectorSalts(runtime_aws("dynamodb"), settings().table_name)),
+        lambda: Subjects(SectorSalts(aws.client("dynamodb"), settings().table_name)),
     )
 
 
@@ -274,7 +255,7 @@ def code_store() -> Any:
     """Authorization codes (chalicelib.auth_codes)."""
     from chalicelib.auth_codes import CodeStore
 
-    return _once("code_store", lambda: CodeStore(runtime_aws("dynamodb"), settings().table_name))
+    return _once("code_store", lambda: CodeStore(aws.client("dynamodb"), settings().table_name))
 
 
 def session_signer() -> Any:
@@ -323,7 +304,7 @@ def login_guard() -> Any:
 
     return _once(
         "login_guard",
-        lambda: LoginGuard(runtime_aws("dynamodb"), settings().table_name, policy_from(settings())),
+        lambda: LoginGuard(aws.client("dynamodb"), settings().table_name, policy_from(settings())),
     )
 
 
@@ -332,7 +313,7 @@ def grant_store() -> Any:
     ``is_revoked(jti, sid)`` is the one-call revocation check for the authorizer."""
     from chalicelib.grant_store import GrantStore
 
-    return _once("grant_store", lambda: GrantStore(runtime_aws("dynamodb"), settings().table_name))
+    return _once("grant_store", lambda: GrantStore(aws.client("dynamodb"), settings().table_name))
 
 
 def peppers() -> Any:

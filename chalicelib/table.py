@@ -12,7 +12,14 @@ seen by Chalice's policy generator.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+    # An item as the client sends and returns it: attribute name -> {"S": ...} and the like.
+    Item = dict[str, AttributeValueTypeDef]
 
 PK = "pk"
 SK = "sk"
@@ -21,14 +28,12 @@ GSI1PK = "gsi1pk"
 GSI1SK = "gsi1sk"
 TTL = "ttl"
 
-Item = dict[str, dict[str, Any]]
-
 
 def key(pk: str, sk: str) -> Item:
     return {PK: {"S": pk}, SK: {"S": sk}}
 
 
-def to_attr(value: Any) -> dict[str, Any]:
+def to_attr(value: Any) -> AttributeValueTypeDef:
     if isinstance(value, bool):
         return {"BOOL": value}
     if isinstance(value, int):
@@ -44,7 +49,7 @@ def to_attr(value: Any) -> dict[str, Any]:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-def from_attr(attr: dict[str, Any]) -> Any:
+def from_attr(attr: Mapping[str, Any]) -> Any:
     ((kind, value),) = attr.items()
     if kind == "S" or kind == "BOOL":
         return value
@@ -65,5 +70,5 @@ def to_item(values: dict[str, Any]) -> Item:
     return {k: to_attr(v) for k, v in values.items() if v is not None}
 
 
-def from_item(item: Item) -> dict[str, Any]:
+def from_item(item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {k: from_attr(v) for k, v in item.items()}

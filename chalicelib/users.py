@@ -16,9 +16,13 @@ A deleted user has no record; one created again under the name gets a new user i
 from __future__ import annotations
 
 import unicodedata
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib import aws, table
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 MAX_USERNAME = 128
 
@@ -87,7 +91,9 @@ def may_receive(user: User | None, user_id: str, epoch: int) -> bool:
     return user.user_id == user_id and not user.disabled and user.epoch == epoch
 
 
-def receive_check(table_name: str, username: str, user_id: str, epoch: int) -> dict[str, Any]:
+def receive_check(
+    table_name: str, username: str, user_id: str, epoch: int
+) -> TransactWriteItemTypeDef:
     """``may_receive`` as a ``TransactWriteItems`` ``ConditionCheck`` on the user's record."""
     # Records written before epochs existed have none: that is epoch 0.
     same_epoch = "epoch = :epoch" if epoch else "(attribute_not_exists(epoch) OR epoch = :epoch)"
@@ -115,7 +121,7 @@ def new_user_id() -> str:
 
 
 class UserStore:
-    def __init__(self, ddb: Any, table_name: str) -> None:
+    def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
         self._ddb = ddb
         self._table = table_name
 
@@ -148,10 +154,8 @@ class UserStore:
                     Item=table.to_item(values),
                     ConditionExpression="attribute_not_exists(pk)",
                 )
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) == "ConditionalCheckFailedException":
-                    raise UserExists(user.username) from exc
-                raise
+            except self._ddb.exceptions.ConditionalCheckFailedException as exc:
+                raise UserExists(user.username) from exc
 
     def _update_existing(
         self,
@@ -160,7 +164,8 @@ class UserStore:
         values: dict[str, Any],
         names: dict[str, str] | None = None,
     ) -> bool:
-        extra = {"ExpressionAttributeNames": names} if names else {}
+        # DynamoDB refuses an empty ExpressionAttributeNames: pass it only when there are names.
+        extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
         with aws.translate_faults("dynamodb"):
             try:
                 self._ddb.update_item(
@@ -171,10 +176,8 @@ class UserStore:
                     ExpressionAttributeValues={k: table.to_attr(v) for k, v in values.items()},
                     **extra,
                 )
-            except aws.service_errors() as exc:
-                if aws.error_code(exc) == "ConditionalCheckFailedException":
-                    return False
-                raise
+            except self._ddb.exceptions.ConditionalCheckFailedException:
+                return False
         return True
 
     def may_receive_now(self, username: str, user_id: str, epoch: int) -> bool:

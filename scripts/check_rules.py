@@ -14,6 +14,9 @@
 6. ``compare_digest`` is called only in chalicelib/untrusted.py (runtime code): everything else
    uses ``untrusted.same``, which compares bytes (``compare_digest`` raises on non-ASCII ``str``,
    so a hostile token became a 500).
+7. Runtime code opens no network connection itself: no import of ``socket``, ``ssl``,
+   ``http.client``, ``urllib.request`` or ``asyncio``. AWS is reached through botocore
+   (chalicelib/aws.py), whose HTTP, TLS and signing are well kept and tested.
 
 Usage: ``python scripts/check_rules.py [paths...]`` (default: the repository). Exit status 1 and one
 ``path:line: rule: message`` line per finding.
@@ -45,6 +48,8 @@ LOG_METHODS = {"debug", "info", "warning", "warn", "error", "exception", "critic
 LOGGER_NAMES = re.compile(r"^(log|logger|logging|_log|LOG|LOGGER)$")
 HMAC_ALGS = {"HS256", "HS384", "HS512"}
 SAFE_COMPARE = "chalicelib/untrusted.py"
+# Modules that open connections; runtime code leaves that to botocore (rule 7).
+NETWORK_MODULES = {"socket", "ssl", "http.client", "urllib.request", "asyncio"}
 
 
 def is_runtime(rel: str) -> bool:
@@ -132,6 +137,22 @@ class Checker(ast.NodeVisitor):
         ):
             self.report(node, "no-hmac-or-none", f"{value!r} in the validation path")
         self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._check_module(node, alias.name)
+        self.generic_visit(node)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.module and node.level == 0:
+            self._check_module(node, node.module)
+            for alias in node.names:  # ``from http import client``
+                self._check_module(node, f"{node.module}.{alias.name}")
+        self.generic_visit(node)
+
+    def _check_module(self, node: ast.AST, module: str) -> None:
+        if is_runtime(self.rel) and module in NETWORK_MODULES:
+            self.report(node, "no-sockets", f"{module} imported (reach AWS through botocore)")
 
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
@@ -161,7 +161,7 @@ def reconfigure(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
 class Calls:
     """Counts (and optionally fails) one AWS operation on the container's client."""
 
-    def __init__(self, service: str, event_service: str, operation: str) -> None:
+    def __init__(self, service: aws_clients.Service, event_service: str, operation: str) -> None:
         self.count = 0
         self.failing = False
         client = aws_clients.client(service)
@@ -171,7 +171,7 @@ class Calls:
         self.count += 1
         if not self.failing:
             return None
-        response = AWSResponse("https://aws.invalid", 503, {}, None)
+        response = AWSResponse("https://aws.invalid", 503, HTTPHeaders(), None)
         return response, {
             "Error": {"Code": "ServiceUnavailable", "Message": "down"},
             "ResponseMetadata": {"HTTPStatusCode": 503},

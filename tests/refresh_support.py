@@ -80,21 +80,27 @@ def table_items(prefix: str) -> list[dict[str, Any]]:
 def failing(operation: str, code: str, reasons: list[str] | None = None) -> Iterator[list[int]]:
     """Make every ``operation`` call of the services' DynamoDB client fail with ``code``.
 
-    A ``before-call`` handler on the client's own event system raises the ClientError botocore
-    would raise (no request reaches moto); for TransactionCanceledException, ``reasons`` are the
+    A ``before-call`` handler on the client's own event system answers with the parsed error
+    (no request reaches moto), so botocore itself raises what it raises for that answer: the
+    service's modeled exception for ``code``. For TransactionCanceledException, ``reasons`` are the
     per-item cancellation codes. Yields a one-element list counting the failed calls.
     """
-    from botocore.exceptions import ClientError
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
 
     calls = [0]
     client = aws.client("dynamodb")
-    response: dict[str, Any] = {"Error": {"Code": code, "Message": "injected"}}
+    parsed: dict[str, Any] = {
+        "Error": {"Code": code, "Message": "injected"},
+        "ResponseMetadata": {"HTTPStatusCode": 400},
+    }
     if reasons is not None:
-        response["CancellationReasons"] = [{"Code": r} for r in reasons]
+        parsed["CancellationReasons"] = [{"Code": r} for r in reasons]
 
-    def handler(**_: Any) -> None:
+    # Returns Any: the stubs type event handlers as returning None, but a before-call handler's
+    # (response, parsed) pair is what replaces the call.
+    def handler(**_: Any) -> Any:
         calls[0] += 1
-        raise ClientError(response, operation)
+        return AWSResponse("https://dynamodb.invalid", 400, HTTPHeaders(), None), parsed
 
     event = f"before-call.dynamodb.{operation}"
     client.meta.events.register(event, handler, unique_id="tessera-test-fault")

@@ -124,5 +124,26 @@ def test_logging_a_jti_or_token_type_passes():
     assert rules_found("chalicelib/x.py", source) == []
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import socket",
+        "import ssl",
+        "import http.client",
+        "from http import client",
+        "from http.client import HTTPSConnection",
+        "import urllib.request as request",
+        "from socket import create_connection",
+    ],
+)
+def test_runtime_code_opening_connections_itself_is_found(source):
+    assert rules_found("chalicelib/x.py", source) == ["no-sockets"]
+
+
+def test_network_modules_outside_runtime_code_and_harmless_imports_pass():
+    assert rules_found("tests/test_x.py", "import socket") == []
+    assert rules_found("chalicelib/x.py", "import http\nfrom urllib.parse import urlsplit") == []
+
+
 def test_the_repository_follows_the_rules(capsys):
     assert RULES.main([]) == 0, capsys.readouterr().out

@@ -36,7 +36,7 @@ class _Raw(io.BytesIO):
 
 @dataclass(frozen=True)
 class Fault:
-    service: str  # "dynamodb" or "secretsmanager"
+    service: aws_clients.Service
     status: int = 0
     code: str = ""
     reasons: tuple[str, ...] = ()
@@ -47,7 +47,7 @@ class Fault:
         return not self.operations or operation in self.operations
 
     def respond(self, request: Any) -> Any:
-        from botocore.awsrequest import AWSResponse
+        from botocore.awsrequest import AWSResponse, HTTPHeaders
         from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 
         if self.raises == "read_timeout":
@@ -58,7 +58,9 @@ class Fault:
         if self.reasons:
             doc["CancellationReasons"] = [{"Code": r} for r in self.reasons]
             doc["message"] = f"Transaction cancelled [{', '.join(self.reasons)}]"
-        headers = {"x-amzn-ErrorType": self.code, "Content-Type": "application/x-amz-json-1.0"}
+        headers = HTTPHeaders.from_dict(
+            {"x-amzn-ErrorType": self.code, "Content-Type": "application/x-amz-json-1.0"}
+        )
         return AWSResponse(request.url, self.status, headers, _Raw(json.dumps(doc).encode()))
 
 
@@ -268,16 +270,22 @@ def assert_unavailable(resp: Any) -> None:
 # --- the tests --------------------------------------------------------------------------------
 
 
-def test_aws_clients_retry_in_standard_mode_with_timeouts_far_below_api_gateways(aws):
+def test_a_brownout_ends_in_503_before_the_api_function_times_out(aws):
+    """Bounded retries whose worst case (every attempt timing out, plus the first two backoffs of
+    standard mode, at most 1 s and 2 s) ends inside the API function's own timeout in every
+    deployed stage, so the caller gets 503 + Retry-After, never a Lambda timeout."""
+    import json
+    from pathlib import Path
+
+    config = json.loads((Path(__file__).parent.parent / ".chalice" / "config.json").read_text())
     for name in ("dynamodb", "secretsmanager"):
-        config = aws_clients.client(name).meta.config
-        assert config.retries == {"mode": "standard", "total_max_attempts": 3}
-        assert (config.connect_timeout, config.read_timeout) == (2, 3)
-        # Every attempt timing out, plus the first two backoffs (at most 1 s and 2 s in standard
-        # mode): well inside API Gateway's 29 s integration timeout.
-        attempts = config.retries["total_max_attempts"]
-        worst = attempts * (config.connect_timeout + config.read_timeout) + 1 + 2
-        assert worst <= 29 - 10
+        options = vars(aws_clients.client(name).meta.config)  # as botocore built the client
+        assert options["retries"] == {"mode": "standard", "total_max_attempts": 3}
+        attempts = options["retries"]["total_max_attempts"]
+        worst = attempts * (options["connect_timeout"] + options["read_timeout"]) + 1 + 2
+        for stage in ("dev", "prod"):
+            api_timeout = config["stages"][stage].get("lambda_timeout", config["lambda_timeout"])
+            assert worst < api_timeout < 29  # and API Gateway's integration timeout above it
 
 
 def fresh_tokens(w: World) -> None:

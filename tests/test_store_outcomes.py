@@ -1,45 +1,38 @@
-"""Every store answers the same over botocore and over chalicelib.aws_lite (the deployed client).
+"""What each store answers when DynamoDB says no, over the client every stage deploys.
 
-The in-process tests run the stores on botocore (moto's ``mock_aws`` intercepts only botocore);
-the functions run them on ``aws_lite`` (``TESSERA_AWS_CLIENT=lite``). Here each store operation
-whose outcome hangs on an error answer runs against moto's emulator server over both clients:
-conditional puts (``ClientExists``, ``UserExists``), a condition failure that returns the old item
-(a re-used authorization code names its family), a cancelled transaction read through its
-``CancellationReasons`` (rotation of a revoked family, of a disabled user's token; a grant
-started for a user who may no longer receive it), and an invalid request, which is a fault on
-both. The end-to-end tests then run the whole local stack on ``aws_lite``.
+The stores catch the outcomes they expect as botocore's modeled exceptions and let everything else
+become ``BackendUnavailable``. Here each store operation whose outcome hangs on an error answer runs
+on ``chalicelib.aws``'s DynamoDB client against moto: conditional puts (``ClientExists``,
+``UserExists``, a pairwise salt two containers make at once), a condition failure that returns the
+old item (a re-used authorization code names its family), a cancelled transaction read through its
+``CancellationReasons`` (rotation of a revoked family, of a disabled user's token; a grant started
+for a user who may no longer receive it; a login success raced by a counted guess), and an invalid
+request, which is a fault.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from chalicelib import aws_lite
+from chalicelib import aws as aws_clients
 from chalicelib.auth_codes import CodeAlreadyUsed, CodeGrant, CodeStore
 from chalicelib.clients import Client, ClientExists, ClientStore
 from chalicelib.faults import BackendUnavailable
 from chalicelib.grant_store import ACTIVE, Family, GrantStore, RotateOutcome, TokenRecord
 from chalicelib.users import User, UserExists, UserStore
-from tests.lite_support import TABLE, Session, emulator_server, lite_env
+from tests.conftest import STAGE
 
 NOW = 1_900_000_000
+TABLE = f"tessera-{STAGE}"
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Session]:
-    with emulator_server() as session:
-        yield session
-
-
-@pytest.fixture(params=["botocore", "lite"])
-def ddb(request: pytest.FixtureRequest, emulator: Session) -> Any:
-    if request.param == "botocore":
-        return emulator.client("dynamodb")
-    return aws_lite.Client("dynamodb", lite_env(emulator.endpoint))
+@pytest.fixture
+def ddb(aws: Any) -> Any:
+    """The container's DynamoDB client (chalicelib.aws), in the test's moto world."""
+    return aws_clients.client("dynamodb")
 
 
 def _id() -> str:
@@ -147,7 +140,7 @@ def test_rotation_outcome_is_read_from_the_cancellation_reasons(
     assert grants.rotate(first, second, successor_pepper="p1", now=NOW + 1) is outcome
 
 
-def test_an_invalid_request_is_a_fault_on_either_client(ddb: Any) -> None:
+def test_an_invalid_request_is_a_fault(ddb: Any) -> None:
     with pytest.raises(BackendUnavailable) as caught:
         GrantStore(ddb, "no-such-table-" + _id()).get_family("f")
     assert caught.value.reason == "ResourceNotFoundException"
@@ -167,7 +160,7 @@ def test_a_grant_is_written_only_while_its_user_may_receive_it(
     ddb: Any, spoil: str | None, written: bool
 ) -> None:
     """The cancelled transaction of ``create_family`` (user check or a re-used code's revoked
-    marker) is a refusal on both clients, never a fault, and nothing of the grant is stored."""
+    marker) is a refusal, never a fault, and nothing of the grant is stored."""
     users, grants = UserStore(ddb, TABLE), GrantStore(ddb, TABLE)
     user = User(username=f"u{_id()}", user_id="u_" + _id(), password_hash="$argon2id$x")
     users.create(user)
@@ -186,7 +179,7 @@ def test_a_grant_is_written_only_while_its_user_may_receive_it(
     assert grants.is_revoked("jti-" + _id(), family.family_id) is not written
 
 
-def test_login_guard_reads_its_transaction_and_unlock_query_on_either_client(ddb: Any) -> None:
+def test_login_guard_reads_its_transaction_and_unlock_query(ddb: Any) -> None:
     """A success raced by a counted guess is refused (read from the cancelled transaction's
     reasons); a clean success commits; ``unlock`` finds every source's counter with a query."""
     from chalicelib.errors import InvalidGrant
@@ -206,3 +199,28 @@ def test_login_guard_reads_its_transaction_and_unlock_query_on_either_client(ddb
     assert guard.unlock(name) is True
     assert guard.check(name, "c", "192.0.2.3", NOW).username == name
     assert guard.unlock(name) is False
+
+
+def test_racing_makers_of_a_pairwise_salt_agree_on_one(ddb: Any) -> None:
+    """Another container makes the sector's salt between this one's read and its conditional put:
+    the failed condition is no fault, and both containers use the winner's salt."""
+    from chalicelib.oidc import SectorSalts
+
+    mine, theirs = SectorSalts(ddb, TABLE), SectorSalts(ddb, TABLE)
+    sector = f"app-{_id()}.example"
+    winner: list[bytes] = []
+
+    def other_container_first(**_: Any) -> None:
+        if not winner:
+            winner.append(b"")  # the other container's own PutItem passes through
+            winner[0] = theirs.salt(sector)
+
+    event = "before-call.dynamodb.PutItem"
+    ddb.meta.events.register(event, other_container_first, unique_id="salt-race")
+    try:
+        got = mine.salt(sector)
+    finally:
+        ddb.meta.events.unregister(event, unique_id="salt-race")
+    assert len(winner[0]) == 32
+    assert got == winner[0]
+    assert SectorSalts(ddb, TABLE).salt(sector) == got
