@@ -6,7 +6,7 @@ One document is served at both names (``/.well-known/openid-configuration`` and 
 The OpenID members appear while the code flow is offered (a client registered for it), since ID
 tokens come only from it. ``id_token_signing_alg_values_supported`` lists the algorithms of the
 published keys: ID tokens are signed like access tokens, with ES256 keys by default (Discovery
-asks for RS256 to be listed; the README says why Tessera does not).
+asks for RS256 to be listed: ``TESSERA_SIGNING_ALG=RS256`` gives it; README, "OpenID Connect").
 """
 
 from __future__ import annotations
