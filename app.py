@@ -15,7 +15,7 @@ from chalicelib import http, services, snapstart, telemetry
 from chalicelib.api_rules import AUTHORIZER_CACHE_TTL
 from chalicelib.config import demo_enabled
 
-# Where the stage runs SnapStart: what the routes load on their first event, imported before the
+# What the routes load on their first event, imported in init or, under SnapStart, before the
 # snapshot (chalicelib/snapstart.py; tests/test_snapstart.py checks that nothing is left to load).
 PRELOAD = (
     "chalicelib.audit",
@@ -38,7 +38,7 @@ PRELOAD = (
     "cryptography.hazmat.backends.openssl",
     "encodings.idna",  # host names of the AWS endpoints
 )
-snapstart.register(PRELOAD)
+snapstart.prepare(PRELOAD)
 
 # Our log lines are JSON with the invocation's request id (chalicelib.telemetry), not Chalice's.
 app = Chalice(app_name="tessera", configure_logs=False)

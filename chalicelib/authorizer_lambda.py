@@ -21,7 +21,7 @@ from typing import Any
 from chalicelib import snapstart, telemetry
 from chalicelib.authorizer import handle_event
 
-# Where the stage runs SnapStart: what the first event loads, imported before the snapshot
+# What the first event loads, imported in init or, under SnapStart, before the snapshot
 # (chalicelib/snapstart.py; tests/test_snapstart.py checks that nothing is left to load).
 PRELOAD = (
     "chalicelib.keys",
@@ -32,7 +32,7 @@ PRELOAD = (
     "cryptography.hazmat.backends.openssl",
     "encodings.idna",  # host names of the AWS endpoints
 )
-snapstart.register(PRELOAD)
+snapstart.prepare(PRELOAD)
 
 
 @telemetry.lambda_entry

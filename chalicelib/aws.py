@@ -130,6 +130,11 @@ def after_restore() -> None:
             _session.register_component("data_loader", loader)
     for old in stale:
         old.close()
+    build_clients()
+
+
+def build_clients() -> None:
+    """Every client the functions use, built now (no call is made)."""
     for service in SERVICES:
         client(service)
 

@@ -1,11 +1,12 @@
-"""Lambda SnapStart: what a function does before Lambda snapshots it and after each restore.
+"""Lambda init and SnapStart: what a function does before its first event, and around a snapshot.
 
 Where the stage's ``snapstart`` setting is on (infra/package.py), Lambda runs a function's init
 once, when a version is published, snapshots the process, and starts later containers from that
-snapshot. The entry modules (``app.py``, ``chalicelib.authorizer_lambda``) call ``register`` at
-import with the modules their events load lazily; the hooks go to ``snapshot_restore_py``, which
-Lambda's Python runtime ships (elsewhere it is absent and nothing is registered; without SnapStart
-the runtime never calls them).
+snapshot. The entry modules (``app.py``, ``chalicelib.authorizer_lambda``) call ``prepare`` at
+import with the modules their events load lazily: it registers the hooks with
+``snapshot_restore_py``, which Lambda's Python runtime ships (elsewhere it is absent and nothing is
+registered; without SnapStart the runtime never calls them), and in a container started without a
+snapshot does the same work in init, clients included.
 
 - Before the snapshot: the configuration read, those modules imported and botocore's service
   models loaded (``chalicelib.aws.preload``). No AWS call, no client, no credentials, no key,
@@ -22,6 +23,7 @@ the runtime never calls them).
 from __future__ import annotations
 
 import importlib
+import os
 import random
 import threading
 
@@ -30,6 +32,22 @@ from chalicelib import aws, config, services, telemetry
 _lock = threading.Lock()
 _preloads: set[tuple[str, ...]] = set()  # module lists already registered
 _restore_registered = [False]
+
+
+# AWS_LAMBDA_INITIALIZATION_TYPE of a container that starts without a snapshot.
+_PLAIN_INITS = frozenset({"on-demand", "provisioned-concurrency"})
+
+
+def prepare(modules: tuple[str, ...]) -> None:
+    """An entry module's init, at its import. Under SnapStart the hooks do the work around the
+    snapshot. A container started without one (``on-demand``, or provisioned concurrency) does it
+    all now: configuration, ``modules``, and its AWS clients (no call yet), as Lambda's guidance
+    has it (init runs before the first request is waiting, at the full CPU Lambda gives init).
+    Elsewhere (tests, ``chalice local``) nothing: they build lazily, from their own settings."""
+    register(modules)
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") in _PLAIN_INITS:
+        before_snapshot(modules)
+        aws.build_clients()
 
 
 def register(modules: tuple[str, ...]) -> bool:

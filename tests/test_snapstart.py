@@ -1,4 +1,5 @@
-"""SnapStart: the functions' hooks (chalicelib/snapstart.py) run as Lambda's runtime runs them.
+"""Lambda init and SnapStart: the functions' init and hooks (chalicelib/snapstart.py) run as
+Lambda's runtime runs them.
 
 The hooks are registered with AWS's ``snapshot_restore_py`` (the registry the Python runtime ships)
 and run from it: before-snapshot hooks in reverse order of registration, after-restore hooks in
@@ -371,20 +372,22 @@ def test_first_invocation_after_restore_reports_a_cold_start(
 
 # --- nothing left to load on the first event ------------------------------------------------------
 
-# In a fresh interpreter: the before-snapshot and after-restore hooks, then each event; prints the
-# modules each event loaded (none expected: PRELOAD is complete), its answer, and what of init's
-# work the restore hook and the events still did (the hook builds the container's two clients,
-# from models loaded before the snapshot; the events nothing).
+# In a fresh interpreter whose AWS_LAMBDA_INITIALIZATION_TYPE is argv[3], as Lambda starts it:
+# the entry module imported (its init), then for "snap-start" the before-snapshot hooks, then
+# counters of what is left of init's work (botocore data files read: service models, endpoint
+# rules; AWS clients built), the after-restore hooks (snap-start), and each event. Prints the
+# modules each event loaded (none expected: PRELOAD is complete), its answer, and the work left
+# to the restore hooks and to the events.
 _FIRST_EVENTS = r"""
 import json, sys
 import botocore.loaders, botocore.session
 import snapshot_restore_py
 from bench import events
+snapstart = sys.argv[3] == "snap-start"
 entry = __import__(sys.argv[1], fromlist=["*"])
-for func, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
-    func(*args, **kwargs)
-# From the snapshot on, count what is left of init's work: botocore data files read (service
-# models, endpoint rules) and AWS clients built, in the restore hook and in the events.
+if snapstart:
+    for func, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
+        func(*args, **kwargs)
 work = {"data files read": 0, "clients built": 0}
 def counting(name, original):
     def run(*args, **kwargs):
@@ -395,8 +398,9 @@ botocore.loaders.JSONFileLoader.load_file = counting(
     "data files read", botocore.loaders.JSONFileLoader.load_file)
 botocore.session.Session.create_client = counting(
     "clients built", botocore.session.Session.create_client)
-for func, args, kwargs in snapshot_restore_py.get_after_restore():
-    func(*args, **kwargs)
+if snapstart:
+    for func, args, kwargs in snapshot_restore_py.get_after_restore():
+        func(*args, **kwargs)
 restore_work = dict(work)
 results = []
 for ev in json.loads(sys.argv[2]):
@@ -410,39 +414,51 @@ for ev in json.loads(sys.argv[2]):
 events_work = {k: work[k] - restore_work[k] for k in work}
 print(json.dumps({"events": results, "restore": restore_work, "work": events_work}))
 """
+INITS = ("snap-start", "on-demand")
 
 
 def _first_events(
-    env: dict[str, str], module: str, evs: list[dict[str, Any]]
+    env: dict[str, str], module: str, evs: list[dict[str, Any]], init: str
 ) -> tuple[list[Any], dict[str, int]]:
     out = subprocess.run(
-        [sys.executable, "-c", _FIRST_EVENTS, module, json.dumps(evs)],
+        [sys.executable, "-c", _FIRST_EVENTS, module, json.dumps(evs), init],
         cwd=ROOT,
-        env={**env, "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)},
+        env={
+            **env,
+            "PATH": os.environ.get("PATH", ""),
+            "PYTHONPATH": str(ROOT),
+            "AWS_LAMBDA_INITIALIZATION_TYPE": init,
+        },
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     found = json.loads(out.stdout.strip().splitlines()[-1])
-    assert found["restore"] == {"data files read": 0, "clients built": 2}
+    # Under SnapStart the restore hooks build the container's two clients from models loaded
+    # before the snapshot; without it, init built them.
+    restored = {"data files read": 0, "clients built": 2 if init == "snap-start" else 0}
+    assert found["restore"] == restored
     return found["events"], found["work"]
 
 
-def test_after_restore_the_authorizer_loads_nothing_more(emulator: str, token: str) -> None:
+@pytest.mark.parametrize("init", INITS)
+def test_after_init_the_authorizer_loads_nothing_more(emulator: str, token: str, init: str) -> None:
     from bench import events
 
     results, work = _first_events(
         _stage_env(emulator, "testing"),
         "chalicelib.authorizer_lambda",
         [events.authorizer_event(token), events.authorizer_event(token, "/articles")],
+        init,
     )
     assert [r["outcome"] for r in results] == ["Allow", "Allow"]
     assert [r["loaded"] for r in results] == [[], []]
     assert work == {"data files read": 0, "clients built": 0}
 
 
-def test_after_restore_the_api_routes_load_nothing_more(emulator: str, token: str) -> None:
+@pytest.mark.parametrize("init", INITS)
+def test_after_init_the_api_routes_load_nothing_more(emulator: str, token: str, init: str) -> None:
     from bench import events
 
     client = admin.create_client(
@@ -461,7 +477,7 @@ def test_after_restore_the_api_routes_load_nothing_more(emulator: str, token: st
         events.proxy_event("/.well-known/openid-configuration", "GET"),
         events.proxy_event("/oauth2/authorize", "GET"),  # no client_id: the error page
     ]
-    results, work = _first_events(_stage_env(emulator, "testing"), "app", evs)
+    results, work = _first_events(_stage_env(emulator, "testing"), "app", evs, init)
     assert [r["outcome"] for r in results] == [200, 200, 200, 200, 200, 400]
     assert [r["loaded"] for r in results] == [[]] * len(evs)
     assert work == {"data files read": 0, "clients built": 0}
