@@ -373,6 +373,8 @@ def cold_run(
         .replace("ATTR", repr(attr))
         .replace("EVENT", repr(json.dumps(event)))
     )
+    # As Lambda tells a function how its container started (chalicelib/snapstart.py reads it).
+    env = dict(env, AWS_LAMBDA_INITIALIZATION_TYPE="snap-start" if restore else "on-demand")
     out = subprocess.run(
         [sys.executable, "-I", "-S", "-B", "-c", code],
         cwd=str(task),
