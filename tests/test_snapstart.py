@@ -31,9 +31,10 @@ import pytest
 import snapshot_restore_py
 
 import app as api_entry
-from chalicelib import admin, services, snapstart
+from chalicelib import admin, services, snapstart, telemetry
 from chalicelib import authorizer_lambda as authorizer_entry
 from chalicelib import aws as aws_clients
+from chalicelib.clock import SYSTEM_CLOCK
 from infra.provision import provision
 from infra.seed import seed_demo_rules, seed_secrets
 from tests.authorizer_support import Forge, event
@@ -207,9 +208,10 @@ def _use(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
 
 @pytest.fixture
 def token(emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """An access token signed with the stack's current key (read without the proxy)."""
+    """An access token signed with the stack's current key (read without the proxy). The
+    functions run on the system clock here (another test may have left a fake one)."""
     _use(monkeypatch, _stage_env(emulator, "testing"))
-    services.reset()
+    services.set_clock(SYSTEM_CLOCK)  # also resets every built service
     yield Forge(services.signing_keys().current(), time.time()).token()
     services.reset()
 
@@ -235,6 +237,17 @@ def before_snapshot_hooks() -> list[Hook]:
 
 def after_restore_hooks() -> list[Hook]:
     return cast("list[Hook]", snapshot_restore_py.get_after_restore())
+
+
+@pytest.fixture(autouse=True)
+def _process_state() -> Iterator[None]:
+    """The restore hooks mark this process's next invocation as a cold start and reseed
+    ``random``: put both back for the tests that share the worker."""
+    first = list(telemetry._first)
+    state = random.getstate()
+    yield
+    telemetry._first[:] = first
+    random.setstate(state)
 
 
 def run_before_snapshot() -> None:
