@@ -14,7 +14,33 @@ from chalice.app import AuthRequest, Chalice, Response
 from chalicelib.core import telemetry
 from chalicelib.core.api_rules import AUTHORIZER_CACHE_TTL
 from chalicelib.core.config import demo_enabled
-from chalicelib.web import http, services
+from chalicelib.web import http, services, snapstart
+
+# What the routes load on their first event, imported in init or, under SnapStart, before the
+# snapshot (chalicelib/web/snapstart.py; tests/functional/test_snapstart.py checks that nothing
+# is left to load).
+PRELOAD = (
+    "chalicelib.core.audit",
+    "chalicelib.oauth.token_endpoint",
+    "chalicelib.oauth.revocation",
+    "chalicelib.oauth.introspection",
+    "chalicelib.web.authorize",
+    "chalicelib.web.account",
+    "chalicelib.oauth.userinfo",
+    "chalicelib.web.logout",
+    "chalicelib.oauth.discovery",
+    "chalicelib.oauth.metadata",
+    "chalicelib.oauth.oidc_request",
+    "chalicelib.web.demo_api",
+    "chalicelib.store.demo_store",
+    "chalicelib.web.cors",
+    "chalicelib.oauth.login_guard",
+    "chalicelib.store.secret_store",
+    "chalicelib.tokens.keys",
+    "cryptography.hazmat.backends.openssl",
+    "encodings.idna",  # host names of the AWS endpoints
+)
+snapstart.prepare(PRELOAD)
 
 # Our log lines are JSON with the invocation's request id (chalicelib.core.telemetry), not
 # Chalice's.

@@ -103,6 +103,8 @@ def main(argv: list[str]) -> int:
     if "error" not in results["world"]:
         results["inproc"] = run("inproc", str(world_path), *quick)
         results["coldstart"] = run("coldstart", str(world_path), *quick)
+    # The commit before the botocore change: its own world and in-process measurements.
+    results["before"] = run("before", *quick, timeout=900)
     results["peer"] = run("peer", *quick)
     results["localstack"] = run("localstack", *quick)
     info["load_after"] = os.getloadavg()[0]

@@ -11,7 +11,12 @@
    unzipped package and the runtime's boto3/botocore (with their ``.pyc``, as the Lambda runtime
    image has them), and time ``import app`` and the first event. AWS calls go over loopback to a
    small server answering the responses ``bench.world`` captured, so botocore's real HTTPS path
-   runs.
+   runs;
+4. the same for: reference functions written the plain way (``REFERENCE_AUTHORIZER``,
+   ``REFERENCE_API``: boto3 clients at import, PyJWT, nothing else); Tessera's functions after a
+   SnapStart restore (the before-snapshot hooks end init, then the after-restore hooks and the
+   first event are timed); and the functions of the commit before every stage moved to botocore
+   (``bench.before``), checked out in a git worktree and packaged by its own ``make package``.
 """
 
 from __future__ import annotations
@@ -30,11 +35,21 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from bench import canned, common, events, tls
+from bench import before, canned, common, events, tls
 
 COLD = common.BUILD / "cold"
 SITE = Path(sys.prefix) / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
-RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py")
+# The Lambda Python runtime's own packages, snapshot_restore_py (the SnapStart hook registry) too.
+RUNTIME_PACKAGES = (
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "dateutil",
+    "urllib3",
+    "six.py",
+    "snapshot_restore_py.py",
+)
 
 HELLO_APP = """from chalice import Chalice
 
@@ -57,10 +72,23 @@ import sys, time
 for name in PRELOAD.split():
     __import__(name)
 t0 = time.perf_counter()
-sys.path[:0] = [TASK, RUNTIME]
+sys.path[:0] = PATHS
 import importlib
 module = importlib.import_module(MODULE)
 t1 = time.perf_counter()
+snapshot_ms = restore_ms = 0.0
+if RESTORE:
+    # SnapStart as Lambda runs it: the before-snapshot hooks (reverse order of registration) end
+    # init at publication; in a restored container the after-restore hooks (in order) run before
+    # its first event. Timed from here: the restore hooks and the first event.
+    import snapshot_restore_py
+    for func, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
+        func(*args, **kwargs)
+    t_snapshot = time.perf_counter()
+    for func, args, kwargs in snapshot_restore_py.get_after_restore():
+        func(*args, **kwargs)
+    t_restored = time.perf_counter()
+    snapshot_ms, restore_ms = (t_snapshot - t1) * 1e3, (t_restored - t_snapshot) * 1e3
 import json
 event = json.loads(EVENT)
 handler = getattr(module, ATTR)
@@ -75,6 +103,7 @@ except Exception as exc:  # the authorizer answers 401 with an exception: still 
     answer = f"{type(exc).__name__}: {exc}"
 t3 = time.perf_counter()
 print(json.dumps({"import_ms": (t1 - t0) * 1e3, "first_ms": (t3 - t2) * 1e3,
+                  "snapshot_ms": snapshot_ms, "restore_ms": restore_ms,
                   "answer": str(answer)[:200]}))
 """
 
@@ -96,11 +125,10 @@ def site_packages() -> Path:
 def runtime_dir() -> Path:
     """The Lambda runtime's own packages: boto3, botocore and their dependencies."""
     target = COLD / "runtime"
-    if target.is_dir():
-        return target
-    target.mkdir(parents=True)
+    target.mkdir(parents=True, exist_ok=True)
     for name in RUNTIME_PACKAGES:
-        (target / name).symlink_to(site_packages() / name)
+        if not (target / name).is_symlink():
+            (target / name).symlink_to(site_packages() / name)
     return target
 
 
@@ -143,6 +171,79 @@ def handler(event, context):
 """
 
 
+# The reference: an authorizer written the plain way, as AWS's examples write one. A boto3 client
+# created at import; on the first event the same public key set Tessera reads, then PyJWT's PyJWK
+# and jwt.decode checking iss, aud and exp; nothing else (no rules, no revocation check, no
+# telemetry). Same HTTPS floor: one connection to Secrets Manager.
+REFERENCE_AUTHORIZER = """import json, os
+
+import boto3
+import jwt
+
+secrets = boto3.client("secretsmanager")
+keys = None
+
+
+def verify(token):
+    global keys
+    if keys is None:
+        secret = secrets.get_secret_value(
+            SecretId=os.environ["TESSERA_PUBLIC_KEYS_SECRET"], VersionStage="AWSCURRENT"
+        )
+        keys = {k["jwk"]["kid"]: k["jwk"] for k in json.loads(secret["SecretString"])["keys"]}
+    key = jwt.PyJWK(keys[jwt.get_unverified_header(token)["kid"]])
+    return jwt.decode(
+        token,
+        key,
+        algorithms=[key.algorithm_name],
+        audience=os.environ["TESSERA_AUDIENCE"],
+        issuer=os.environ["TESSERA_ISSUER"],
+        options={"require": ["exp", "iss", "aud"]},
+    )
+
+
+def handler(event, context):
+    claims = verify(event["authorizationToken"].removeprefix("Bearer "))
+    statement = {"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": event["methodArn"]}
+    return {
+        "principalId": claims["sub"],
+        "policyDocument": {"Version": "2012-10-17", "Statement": [statement]},
+    }
+"""
+
+# The reference for the API handler: the same, plus a DynamoDB client created at import and one
+# get_item on the first event (the client record Tessera's token request reads).
+REFERENCE_API = """import os
+
+import boto3
+
+from reference_authorizer import handler as authorize
+
+dynamodb = boto3.client("dynamodb")
+
+
+def handler(event, context):
+    answer = authorize(event, context)
+    item = dynamodb.get_item(
+        TableName=os.environ["TESSERA_TABLE"],
+        Key={"pk": {"S": "CLIENT#" + os.environ["REFERENCE_CLIENT_ID"]}, "sk": {"S": "CLIENT"}},
+    )
+    answer["context"] = {"client": str("Item" in item)}
+    return answer
+"""
+
+
+def reference() -> Path:
+    root = COLD / "reference"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "reference_authorizer.py").write_text(REFERENCE_AUTHORIZER)
+    (root / "reference_api.py").write_text(REFERENCE_API)
+    compileall.compile_dir(
+        str(root), quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+    )
+    return root
+
+
 def tls_floor() -> Path:
     root = COLD / "floor"
     root.mkdir(parents=True, exist_ok=True)
@@ -181,17 +282,17 @@ def package_tessera(out: Path) -> tuple[Path, str]:
     return package(common.ROOT, out, "dev"), "chalice package"
 
 
-def unzip(archive: Path, target: Path, with_pyc: bool) -> Path:
-    """The package as Lambda unzips it, with ``.pyc`` (compiled here if the zip has none) or
-    without (any shipped ``__pycache__`` removed)."""
+def unzip(archive: Path, target: Path, with_pyc: bool, recompile: bool = False) -> Path:
+    """The package as Lambda unzips it, with ``.pyc`` (compiled here if the zip has none, or
+    always with ``recompile``) or without (any shipped ``__pycache__`` removed)."""
     if target.exists():
         shutil.rmtree(target)
     with zipfile.ZipFile(archive) as z:
         z.extractall(target)
-    if not with_pyc:
+    if not with_pyc or recompile:
         for cache in list(target.rglob("__pycache__")):
             shutil.rmtree(cache)
-    elif not any(target.rglob("*.pyc")):
+    if with_pyc and not any(target.rglob("*.pyc")):
         compileall.compile_dir(
             str(target),
             quiet=1,
@@ -257,17 +358,23 @@ def cold_run(
     event: dict[str, Any],
     env: dict[str, str],
     preload: str = RUNTIME_MODULES,
+    restore: bool = False,
+    extra_path: tuple[Path, ...] = (),
 ) -> dict[str, Any]:
-    """One cold start of ``handler`` (Lambda's ``module.attribute`` setting) in a new process."""
+    """One cold start of ``handler`` (Lambda's ``module.attribute`` setting) in a new process;
+    with ``restore``, its first event after a SnapStart restore."""
     module, _, attr = handler.rpartition(".")
+    paths = [str(task), *(str(p) for p in extra_path), str(runtime)]
     code = (
         CHILD.replace("PRELOAD", repr(preload))
-        .replace("TASK", repr(str(task)))
-        .replace("RUNTIME", repr(str(runtime)))
+        .replace("PATHS", repr(paths))
+        .replace("RESTORE", repr(restore))
         .replace("MODULE", repr(module))
         .replace("ATTR", repr(attr))
         .replace("EVENT", repr(json.dumps(event)))
     )
+    # As Lambda tells a function how its container started (chalicelib/web/snapstart.py reads it).
+    env = dict(env, AWS_LAMBDA_INITIALIZATION_TYPE="snap-start" if restore else "on-demand")
     out = subprocess.run(
         [sys.executable, "-I", "-S", "-B", "-c", code],
         cwd=str(task),
@@ -279,8 +386,18 @@ def cold_run(
     if out.returncode != 0:
         raise RuntimeError(f"cold start of {handler} failed: {out.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    result["total_ms"] = result["import_ms"] + result["first_ms"]
+    if restore:
+        result["total_ms"] = result["restore_ms"] + result["first_ms"]
+    else:
+        result["total_ms"] = result["import_ms"] + result["first_ms"]
     return result
+
+
+def summary(runs: list[dict[str, Any]], handler: str) -> dict[str, Any]:
+    keys = ("import_ms", "snapshot_ms", "restore_ms", "first_ms", "total_ms")
+    found: dict[str, Any] = {k: common.median([r[k] for r in runs]) for k in keys}
+    found.update(handler=handler, answer=runs[0]["answer"])
+    return found
 
 
 def handlers(template: Path) -> dict[str, str]:
@@ -396,24 +513,117 @@ def main(argv: list[str]) -> int:
         label = rotation["entry"]
         entries.append(("tessera", handler, rotation["event"], label, {}, RUNTIME_MODULES))
     results: dict[str, Any] = {}
+
+    Spec = tuple[str, Path, str, dict[str, Any], dict[str, Any]]  # label, tree, handler, event, kw
+
+    def measure(specs: list[Spec]) -> None:
+        """Each spec ``repeats`` times, interleaved (a ratio between them then sees the same
+        load), after one discarded run each (the first read of freshly unzipped files)."""
+        runs: dict[str, list[dict[str, Any]]] = {label: [] for label, *_ in specs}
+        for i in range(repeats + 1):
+            for label, tree, handler, event, kw in specs:
+                settings = kw.get("settings", {})
+                options = {k: v for k, v in kw.items() if k != "settings"}
+                found = cold_run(tree, runtime, handler, event, dict(env, **settings), **options)
+                if i:
+                    runs[label].append(found)
+        for label, _, handler, _, _ in specs:
+            results[label] = summary(runs[label], handler)
+
+    before_note = ""
     try:
         for app_name, handler, event, label, settings, preload in entries:
-            run_env = dict(env, **settings)
-            for with_pyc in (False, True):
-                tree = trees[(app_name, with_pyc)]
-                # One discarded run: the first read of freshly unzipped files pays the disk.
-                cold_run(tree, runtime, handler, event, run_env, preload)
-                runs = [
-                    cold_run(tree, runtime, handler, event, run_env, preload)
-                    for _ in range(repeats)
+            measure(
+                [
+                    (
+                        f"{label}|{'pyc' if with_pyc else 'nopyc'}",
+                        trees[(app_name, with_pyc)],
+                        handler,
+                        event,
+                        {"settings": settings, "preload": preload},
+                    )
+                    for with_pyc in (False, True)
                 ]
-                results[f"{label}|{'pyc' if with_pyc else 'nopyc'}"] = {
-                    "handler": handler,
-                    "import_ms": common.median([r["import_ms"] for r in runs]),
-                    "first_ms": common.median([r["first_ms"] for r in runs]),
-                    "total_ms": common.median([r["total_ms"] for r in runs]),
-                    "answer": runs[0]["answer"],
-                }
+            )
+        tessera = trees[("tessera", True)]
+        if world.get("authorizer"):
+            auth_event = events.authorizer_event(fresh_token(world))
+            auth_handler = handler_of(functions, world["authorizer"])
+            deployed = AUTHORIZER_VARIANTS[""][1]
+            # Each function against a reference written the plain way, interleaved: their own
+            # module first, PyJWT and cryptography from the package's tree (the same files and
+            # .pyc), boto3 from the runtime.
+            ref = reference()
+            ref_env = {"REFERENCE_CLIENT_ID": world["cc"]["client_id"]}
+            for suffix, preload in (("", RUNTIME_MODULES), (BARE, "")):
+                for name, ref_name, handler, event, settings in (
+                    (
+                        "tessera_authorizer",
+                        "reference_authorizer",
+                        auth_handler,
+                        auth_event,
+                        deployed,
+                    ),
+                    ("app", "reference_api", api[1], api[2], {}),
+                ):
+                    measure(
+                        [
+                            (
+                                f"vs-reference:{name}{suffix}|pyc",
+                                tessera,
+                                handler,
+                                event,
+                                {"settings": settings, "preload": preload},
+                            ),
+                            (
+                                f"{ref_name}{suffix}|pyc",
+                                ref,
+                                f"{ref_name}.handler",
+                                auth_event,
+                                {"settings": ref_env, "preload": preload, "extra_path": (tessera,)},
+                            ),
+                        ]
+                    )
+            # After a SnapStart restore (init done; the restore hooks and the first event),
+            # interleaved with the full cold start of the commit before every stage moved to
+            # botocore: its own package, fresh .pyc (its packager shipped stale bytecode for
+            # chalicelib/: measured at its best), as its dev stage deployed it.
+            restored: list[Spec] = [
+                (
+                    "tessera_authorizer+restore|pyc",
+                    tessera,
+                    auth_handler,
+                    auth_event,
+                    {"settings": deployed, "restore": True},
+                ),
+                ("app+restore|pyc", tessera, api[1], api[2], {"restore": True}),
+            ]
+            try:
+                with before.worktree("before-botocore-cold") as tree:
+                    old_zip = before.package(tree, COLD / "before-pkg")
+                    old_tree = unzip(old_zip, COLD / "before-pyc", True, recompile=True)
+                    old_functions = handlers(old_zip.parent / "sam.json")
+                    old_settings = {**before.SETTINGS, **deployed}
+                    restored += [
+                        (
+                            "before:tessera_authorizer|pyc",
+                            old_tree,
+                            handler_of(old_functions, world["authorizer"]),
+                            auth_event,
+                            {"settings": old_settings},
+                        ),
+                        (
+                            "before:app|pyc",
+                            old_tree,
+                            handler_of(old_functions, "app"),
+                            api[2],
+                            {"settings": before.SETTINGS},
+                        ),
+                    ]
+                    measure(restored)
+            except before.Unavailable as exc:
+                before_note = str(exc)
+                measure(restored)
     finally:
         server.shutdown()
     common.emit(
@@ -424,6 +634,11 @@ def main(argv: list[str]) -> int:
             "shipped_pyc": shipped_pyc,
             "zip_bytes": {"tessera": tessera_zip.stat().st_size, "hello": hello_zip.stat().st_size},
             "results": results,
+            "before": {
+                "commit": before.BEFORE_BOTOCORE,
+                "label": before.LABEL,
+                "note": before_note,
+            },
         }
     )
     return 0

@@ -20,9 +20,24 @@ import logging
 from typing import Any
 
 from chalicelib.core import telemetry
+from chalicelib.web import snapstart
 from chalicelib.web.authorizer import AuthorizerUnavailable, Unauthorized, read_event
 
 log = logging.getLogger("tessera.authorizer")
+
+# What the first event loads, imported in init or, under SnapStart, before the snapshot
+# (chalicelib/web/snapstart.py; tests/functional/test_snapstart.py checks that nothing is left
+# to load).
+PRELOAD = (
+    "chalicelib.tokens.keys",
+    "chalicelib.store.secret_store",
+    "chalicelib.store.api_rules_store",
+    "chalicelib.store.grant_store",
+    "chalicelib.core.scopes",  # scopes of the attached APIs' rules
+    "cryptography.hazmat.backends.openssl",
+    "encodings.idna",  # host names of the AWS endpoints
+)
+snapstart.prepare(PRELOAD)
 
 
 @telemetry.lambda_entry

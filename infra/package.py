@@ -13,7 +13,11 @@
    ``tessera-<stage>[-<function>]``, which the alarms and the log permissions name), the gateway
    responses (``infra/gateway-responses.yaml``, in the API's OpenAPI definition so every
    deployment has them), outputs (issuer, JWKS URL, authorizer ARN), and the authorizer's handler
-   ``chalicelib.authorizer_lambda.handler``, which does not import Chalice.
+   ``chalicelib.authorizer_lambda.handler``, which does not import Chalice. Where the stage's
+   ``snapstart`` setting is on, the API and authorizer functions publish a version per deployment
+   under the alias ``live`` with SnapStart on published versions, and everything that invokes them
+   (the API's integrations and authorizer, their permissions, the cross-account callers and the
+   exported authorizer ARN) names the alias: ``$LATEST`` is never snapshotted.
 2. ``chalice package --merge-template``: ``sam.json`` and ``deployment.zip``. It needs a region but
    no credentials; it fetches the Lambda wheels of requirements.txt from the package index.
 3. ``sam.json`` finished: the policy files' ``${AWS::...}`` placeholders become ``Fn::Sub``
@@ -22,6 +26,8 @@
 4. ``.pyc`` files compiled by this interpreter (the runtime's minor version, which Chalice also
    takes from the interpreter) are added to the zip with ``unchecked-hash`` invalidation:
    ``/var/task`` is read-only, so without them every cold start compiles each module from source.
+   Any ``.pyc`` already in the zip (Chalice copies ``chalicelib/__pycache__`` as it finds it) is
+   replaced: timestamp-based bytecode is stale once unzipped.
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ ROTATION_FUNCTION = "rotate_keys"  # @app.lambda_function name in app.py; Secret
 # (tests/functional/test_infra.py checks that it resolves).
 AUTHORIZER_HANDLER = "chalicelib.authorizer_lambda.handler"
 DEFAULT_REGION = "us-east-1"  # chalice package needs one; the template itself is region-neutral
+# SnapStart (per stage): the alias API Gateway invokes, pointing at the version each deployment
+# publishes. Only published versions are snapshotted; $LATEST would run every init in full.
+ALIAS = "live"
 
 # Host names reserved for examples and tests (RFC 2606, RFC 6761): an issuer there is a placeholder.
 PLACEHOLDER_DOMAINS = ("example.com", "example.net", "example.org")
@@ -148,6 +157,23 @@ def stage_config(stage: str) -> dict[str, Any]:
         "api_gateway_stage": config["stages"][stage].get("api_gateway_stage", "api"),
         "env": env,
     }
+
+
+def snapstart_on(stage: str) -> bool:
+    """The stage's ``snapstart`` setting (its block in .chalice/config.json; off if absent)."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    value = config["stages"].get(stage, {}).get("snapstart", False)
+    if not isinstance(value, bool):
+        raise SystemExit(f"snapstart of stage {stage!r} must be true or false")
+    return value
+
+
+def invoked(function_logical_id: str, stage: str) -> dict[str, Any]:
+    """What API Gateway and other accounts invoke: the function's alias where SnapStart is on
+    (``Ref`` of ``<id>.Alias``, which SAM resolves to the alias ARN), else the function."""
+    if snapstart_on(stage):
+        return {"Ref": f"{function_logical_id}.Alias"}
+    return {"Fn::GetAtt": [function_logical_id, "Arn"]}
 
 
 def demo_on(stage: str) -> bool:
@@ -293,7 +319,7 @@ def merge_template(stage: str) -> dict[str, Any]:
         doc,
         bindings={
             "RotationFunctionArn": {"Fn::GetAtt": [cfn_name(rotation), "Arn"]},
-            "AuthorizerFunctionArn": {"Fn::GetAtt": [cfn_name(authorizer), "Arn"]},
+            "AuthorizerFunctionArn": invoked(cfn_name(authorizer), stage),
             "RestApiId": {"Ref": "RestAPI"},
             "ApiStage": {"Ref": "RestAPI.Stage"},
             "ApiName": name,
@@ -349,7 +375,19 @@ def merge_template(stage: str) -> dict[str, Any]:
     # The authorizer runs as a plain handler, without importing app.py and Chalice
     # (chalicelib/authorizer_lambda.py): merged over the function Chalice generates.
     resources[cfn_name(authorizer)]["Properties"]["Handler"] = AUTHORIZER_HANDLER
-    authorizer_arn = {"Fn::GetAtt": [cfn_name(authorizer), "Arn"]}
+    if snapstart_on(stage):
+        # Each deployment publishes a version (any property change, not only the code: a new
+        # DomainName must reach the alias too), snapshotted once; restores start from it
+        # (chalicelib/web/snapstart.py). The rotation function keeps plain invocations.
+        for logical_id in ("APIHandler", cfn_name(authorizer)):
+            resources[logical_id]["Properties"].update(
+                {
+                    "AutoPublishAlias": ALIAS,
+                    "AutoPublishAliasAllProperties": True,
+                    "SnapStart": {"ApplyOn": "PublishedVersions"},
+                }
+            )
+    authorizer_arn = invoked(cfn_name(authorizer), stage)
     # Other accounts' APIs may invoke it: exactly the stage's authorizer_callers (infra/callers.py).
     resources.update(callers.permissions(callers.callers(stage), authorizer_arn))
     doc["Outputs"].update(
@@ -380,9 +418,11 @@ def chalice_package(stage: str, merge: Path, out: Path) -> None:
 
 def finish(template_path: Path) -> None:
     """What ``chalice package`` cannot write: the policies' ARNs for this account, region and
-    partition, log groups of the right functions, and rotation after its log group exists."""
+    partition, log groups of the right functions, rotation after its log group exists, and API
+    Gateway invoking the aliases of the functions that publish one."""
     doc = json.loads(template_path.read_text())
     fix_log_groups(doc)
+    invoke_aliases(doc)
     for resource in doc["Resources"].values():
         if resource["Type"] == "AWS::IAM::Role":
             for inline in resource["Properties"].get("Policies", []):
@@ -395,6 +435,55 @@ def finish(template_path: Path) -> None:
                 after = [after] if isinstance(after, str) else after
                 resource["DependsOn"] = [*after, rotation_log_group]
     template_path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def invoke_aliases(doc: dict[str, Any]) -> None:
+    """Point API Gateway at the alias of each function with ``AutoPublishAlias``.
+
+    Chalice writes the REST API's integrations and its authorizer as ``${<Function>.Arn}`` (the
+    unqualified function: ``$LATEST``, which SnapStart never snapshotted) and grants API Gateway
+    ``lambda:InvokeFunction`` on the function, which does not cover an alias. Both become
+    ``Ref <Function>.Alias``, which SAM resolves to the alias ARN (in ``Fn::Sub`` as a variable:
+    cfn-lint, which checks the template before SAM's transform, reads ``${X.Alias}`` as an
+    attribute that does not exist).
+    """
+    resources = doc["Resources"]
+    aliased = [
+        logical_id
+        for logical_id, r in resources.items()
+        if r["Type"] == "AWS::Serverless::Function" and r["Properties"].get("AutoPublishAlias")
+    ]
+    for logical_id in aliased:
+        alias = {"Ref": f"{logical_id}.Alias"}
+        for r in resources.values():
+            if r["Type"] == "AWS::Serverless::Api":
+                r["Properties"]["DefinitionBody"] = _sub_alias(
+                    r["Properties"]["DefinitionBody"], logical_id, alias
+                )
+            elif r["Type"] == "AWS::Lambda::Permission" and r["Properties"]["FunctionName"] in (
+                {"Ref": logical_id},
+                {"Fn::GetAtt": [logical_id, "Arn"]},
+            ):
+                r["Properties"]["FunctionName"] = alias
+
+
+def _sub_alias(value: Any, logical_id: str, alias: dict[str, Any]) -> Any:
+    """``value`` with ``${<logical_id>.Arn}`` in every ``Fn::Sub`` replaced by a variable bound to
+    ``alias``."""
+    if isinstance(value, dict):
+        sub = value.get("Fn::Sub")
+        if len(value) == 1 and sub is not None:
+            text, variables = (sub, {}) if isinstance(sub, str) else (sub[0], dict(sub[1]))
+            arn = "${" + logical_id + ".Arn}"
+            if arn not in text:
+                return value
+            name = f"{logical_id}Alias"
+            variables[name] = alias
+            return {"Fn::Sub": [text.replace(arn, "${" + name + "}"), variables]}
+        return {k: _sub_alias(v, logical_id, alias) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_sub_alias(v, logical_id, alias) for v in value]
+    return value
 
 
 def log_group_of(doc: dict[str, Any], function: str) -> str | None:
@@ -446,15 +535,17 @@ def compile_pyc(zip_path: Path) -> int:
         zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as dst,
         tempfile.TemporaryDirectory() as tmp,
     ):
-        names = set(src.namelist())
         for info in src.infolist():
+            if info.filename.endswith(".pyc"):
+                # Chalice copies chalicelib/ with the developer's __pycache__: timestamp-based
+                # bytecode that the unzipped sources' mtimes make stale, so Lambda would compile
+                # those modules at every cold start. Every module is compiled here instead.
+                continue
             data = src.read(info)
             dst.writestr(info, data)
             if not info.filename.endswith(".py"):
                 continue
             cache_name = Path(importlib.util.cache_from_source(info.filename)).as_posix()
-            if cache_name in names:
-                continue
             source = Path(tmp, "src.py")
             source.write_bytes(data)
             target = Path(tmp, "out.pyc")

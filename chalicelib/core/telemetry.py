@@ -79,6 +79,12 @@ _state = threading.local()  # the open invocation of this thread (chalice local 
 _first = [not config.initialized_ahead()]
 
 
+def restored() -> None:
+    """A container restored from a SnapStart snapshot: its next invocation waited for the restore,
+    and is its cold start (chalicelib.web.snapstart)."""
+    _first[0] = True
+
+
 def _current() -> _Invocation | None:
     current: _Invocation | None = getattr(_state, "current", None)
     return current

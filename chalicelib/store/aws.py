@@ -23,6 +23,7 @@ from chalicelib.core.faults import BackendUnavailable
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
+    from botocore.config import Config
     from botocore.session import Session
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
@@ -61,18 +62,22 @@ def client(service: Service) -> BaseClient:
 
 def _new_client(service: Service) -> BaseClient:
     global _session
-    import botocore.config
     import botocore.session
 
     if _session is None:
         _session = botocore.session.get_session()
-    config = botocore.config.Config(
+    return _session.create_client(service, config=_config())
+
+
+def _config() -> Config:
+    import botocore.config
+
+    return botocore.config.Config(
         retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
         tcp_keepalive=True,
     )
-    return _session.create_client(service, config=config)
 
 
 def reset() -> None:
@@ -81,6 +86,58 @@ def reset() -> None:
     with _lock:
         _clients.clear()
         _session = None
+
+
+# --- Lambda SnapStart (chalicelib.web.snapstart) -------------------------------------------------
+
+SERVICES: tuple[Service, ...] = ("dynamodb", "secretsmanager")
+_PLACEHOLDER = "preload"  # keys of the clients that only load models: never resolved, never sent
+
+
+def preload() -> None:
+    """Before a snapshot: botocore imported and each service's model, endpoint rules and defaults
+    loaded into the container's session. The clients that load them get placeholder keys and are
+    dropped unused: the session resolves no credentials and no connection is opened, so the
+    snapshot holds neither."""
+    global _session
+    import botocore.session
+
+    with _lock:
+        if _session is None:
+            _session = botocore.session.get_session()
+        for service in SERVICES:
+            _session.create_client(
+                service,
+                config=_config(),
+                aws_access_key_id=_PLACEHOLDER,
+                aws_secret_access_key=_PLACEHOLDER,
+            )
+
+
+def after_restore() -> None:
+    """After a restore: this container's own clients, built now (credentials resolved here, each
+    connection opened by this container). A client built before the snapshot is closed: its
+    pooled connections would be the same TLS sessions in every restored container. Its session,
+    which cached its credentials, is replaced by one that keeps only the loaded models."""
+    global _session
+    with _lock:
+        stale = list(_clients.values())
+        _clients.clear()
+        if stale and _session is not None:
+            import botocore.session
+
+            loader = _session.get_component("data_loader")
+            _session = botocore.session.get_session()
+            _session.register_component("data_loader", loader)
+    for old in stale:
+        old.close()
+    build_clients()
+
+
+def build_clients() -> None:
+    """Every client the functions use, built now (no call is made)."""
+    for service in SERVICES:
+        client(service)
 
 
 @contextmanager

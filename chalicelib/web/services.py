@@ -40,6 +40,13 @@ def reset() -> None:
     aws.reset()
 
 
+def forget_built() -> None:
+    """Drop every built service and its caches (key sets, rules, client records), keeping the
+    settings and the AWS clients (chalicelib.web.snapstart, after a restore)."""
+    with _lock:
+        _built.clear()
+
+
 def _once[T](name: str, build: Callable[[], T]) -> T:
     found = _built.get(name)
     if found is None:

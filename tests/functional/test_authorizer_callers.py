@@ -41,7 +41,9 @@ def test_packaged_stack_lets_exactly_the_listed_callers_invoke_the_authorizer(li
     granted = _permissions(package.merge_template("prod"))
     assert len(granted) == 2
     for p in granted:
-        assert p["FunctionName"] == {"Fn::GetAtt": [package.cfn_name(authorizer), "Arn"]}
+        # prod runs SnapStart: API Gateway invokes the published version's alias, and a
+        # permission on the function would not cover it.
+        assert p["FunctionName"] == {"Ref": f"{package.cfn_name(authorizer)}.Alias"}
         assert p["Action"] == "lambda:InvokeFunction"
     by_account = {p["SourceAccount"]: p["SourceArn"] for p in granted}
     any_api = "arn:${AWS::Partition}:execute-api:${AWS::Region}:" + ACCOUNT + ":*/authorizers/*"
@@ -126,8 +128,9 @@ def test_both_deploy_paths_export_the_authorizer_arn(tmp_path: Path):
     ]
     (folder / "dev.json").write_text(json.dumps({"resources": resources}))
     assert f"AuthorizerFunctionArn={arn}" in wire.parameters("dev", tmp_path)
-    # make deploy-stack: the packaged stack exports the function it holds.
+    # make deploy-stack: the packaged stack exports the function it holds, through the alias of
+    # its published version where the stage runs SnapStart (dev does).
     packaged = package.merge_template("dev")["Outputs"]["AuthorizerFunctionArn"]
     authorizer, _ = package.app_functions()
-    assert packaged["Value"] == {"Fn::GetAtt": [package.cfn_name(authorizer), "Arn"]}
+    assert packaged["Value"] == {"Ref": f"{package.cfn_name(authorizer)}.Alias"}
     assert "Export" in packaged

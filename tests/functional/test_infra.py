@@ -523,7 +523,7 @@ def test_packaged_stack_outputs_issuer_jwks_url_and_authorizer_arn(
     assert outputs["Issuer"]["Value"] == {"Fn::Sub": "https://${DomainName}"}
     assert outputs["JwksUrl"]["Value"] == {"Fn::Sub": "https://${DomainName}/.well-known/jwks.json"}
     arn = outputs["AuthorizerFunctionArn"]
-    assert arn["Value"] == {"Fn::GetAtt": [package.cfn_name(authorizer), "Arn"]}
+    assert arn["Value"] == {"Ref": f"{package.cfn_name(authorizer)}.Alias"}  # dev runs SnapStart
     assert doc["Resources"][package.cfn_name(authorizer)]["Type"] == "AWS::Serverless::Function"
     assert "Export" in arn
 
@@ -593,6 +593,162 @@ def test_package_carries_bytecode_for_this_runtime(packaged: tuple[dict[str, Any
         s for s in sources if Path(importlib.util.cache_from_source(s)).as_posix() not in names
     ]
     assert len(missing) <= len(sources) // 50, missing[:5]
+
+
+def test_packaged_functions_import_their_shipped_bytecode_without_compiling(
+    packaged: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
+    """As Lambda loads them (read-only /var/task, the runtime's interpreter): importing each
+    function's handler module, and what its first events load, compiles no module of the zip."""
+    _, zip_path = packaged
+    task = tmp_path / "task"
+    with zipfile.ZipFile(zip_path) as z:
+        z.extractall(task)
+    import app as app_module
+    from chalicelib import authorizer_lambda
+
+    modules = [
+        "app",
+        *app_module.PRELOAD,
+        "chalicelib.authorizer_lambda",
+        *authorizer_lambda.PRELOAD,
+    ]
+    code = (
+        "import importlib, importlib.machinery, json, sys\n"
+        "compiled = []\n"
+        "original = importlib.machinery.SourceFileLoader.source_to_code\n"
+        "def counting(self, data, path, **kw):\n"
+        "    compiled.append(path)\n"
+        "    return original(self, data, path, **kw)\n"
+        "importlib.machinery.SourceFileLoader.source_to_code = counting\n"
+        "sys.path.insert(0, '.')\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps([p for p in compiled if not p.startswith(sys.base_prefix)]))\n"
+    )
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-I", "-S", "-B", "-c", code],
+        cwd=task,
+        env={"PYTHONPATH": "", "AWS_DEFAULT_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout) == []
+
+
+# --- SnapStart on published versions (the stage setting ``snapstart``) ----------------------
+
+
+def _invocation_targets(doc: dict[str, Any]) -> list[Any]:
+    """Every Lambda ARN the REST API's definition invokes (integrations and authorizers), as the
+    template value the ``Fn::Sub`` of its URI puts there."""
+    found: list[Any] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, v in value.items():
+                if key in ("uri", "authorizerUri") and isinstance(v, dict) and "Fn::Sub" in v:
+                    sub = v["Fn::Sub"]
+                    text, variables = (sub, {}) if isinstance(sub, str) else sub
+                    (name,) = re.findall(r"functions/\$\{([^}]+)\}/invocations", text)
+                    found.append(variables.get(name, "${" + name + "}"))
+                else:
+                    walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(doc["Resources"]["RestAPI"]["Properties"]["DefinitionBody"])
+    return found
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_stages_run_snapstart_on_the_api_and_authorizer_only(stage: str) -> None:
+    # On in both: dev exercises the restore hook before prod does (README "SnapStart").
+    assert package.snapstart_on(stage) is True
+    authorizer, rotation = package.app_functions()
+    resources = package.merge_template(stage)["Resources"]
+    for logical_id in ("APIHandler", package.cfn_name(authorizer)):
+        props = resources[logical_id]["Properties"]
+        assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+        assert props["AutoPublishAlias"] == package.ALIAS
+        # A new version for any change (a new DomainName too), not only new code.
+        assert props["AutoPublishAliasAllProperties"] is True
+    rotation_props = resources[package.cfn_name(rotation)]["Properties"]
+    assert "SnapStart" not in rotation_props
+    assert "AutoPublishAlias" not in rotation_props
+
+
+def test_packaged_api_and_authorizer_are_invoked_through_their_alias(
+    packaged: tuple[dict[str, Any], Path],
+) -> None:
+    """$LATEST is never snapshotted: every integration, the authorizer and API Gateway's invoke
+    permissions name the alias of the published version (SAM resolves ``Ref <id>.Alias``)."""
+    doc, _ = packaged
+    authorizer, _ = package.app_functions()
+    api_alias = {"Ref": "APIHandler.Alias"}
+    authorizer_alias = {"Ref": f"{package.cfn_name(authorizer)}.Alias"}
+    targets = _invocation_targets(doc)
+    assert len(targets) > 10  # one integration per route, plus the authorizer
+    assert {json.dumps(t) for t in targets} == {json.dumps(api_alias), json.dumps(authorizer_alias)}
+    body = json.dumps(doc["Resources"]["RestAPI"]["Properties"]["DefinitionBody"])
+    assert "APIHandler.Arn" not in body
+    assert f"{package.cfn_name(authorizer)}.Arn" not in body
+    api_permissions = [
+        r["Properties"]
+        for r in resources_of(doc, "AWS::Lambda::Permission").values()
+        if r["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    ]
+    assert sorted(json.dumps(p["FunctionName"]) for p in api_permissions) == sorted(
+        [json.dumps(api_alias), json.dumps(authorizer_alias)]
+    )
+    assert doc["Outputs"]["AuthorizerFunctionArn"]["Value"] == authorizer_alias
+
+
+def test_a_stage_without_snapstart_invokes_its_functions_unqualified(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(package, "snapstart_on", lambda stage: False)
+    authorizer, _ = package.app_functions()
+    doc = package.merge_template("dev")
+    for logical_id in ("APIHandler", package.cfn_name(authorizer)):
+        props = doc["Resources"][logical_id]["Properties"]
+        assert "SnapStart" not in props
+        assert "AutoPublishAlias" not in props
+    arn = {"Fn::GetAtt": [package.cfn_name(authorizer), "Arn"]}
+    assert doc["Outputs"]["AuthorizerFunctionArn"]["Value"] == arn
+    # What chalice package writes for a function without an alias is left as it is.
+    chalice_doc: dict[str, Any] = {
+        "Resources": {
+            "APIHandler": {"Type": "AWS::Serverless::Function", "Properties": {}},
+            "RestAPI": {
+                "Type": "AWS::Serverless::Api",
+                "Properties": {
+                    "DefinitionBody": {
+                        "uri": {"Fn::Sub": "functions/${APIHandler.Arn}/invocations"}
+                    }
+                },
+            },
+        }
+    }
+    before = json.dumps(chalice_doc)
+    package.invoke_aliases(chalice_doc)
+    assert json.dumps(chalice_doc) == before
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_snapstart_setting_is_a_boolean(tmp_path: Path, value: object, monkeypatch) -> None:
+    (tmp_path / ".chalice").mkdir()
+    (tmp_path / ".chalice" / "config.json").write_text(
+        json.dumps({"stages": {"dev": {"snapstart": value}}})
+    )
+    monkeypatch.setattr(package, "ROOT", tmp_path)
+    with pytest.raises(SystemExit, match="snapstart"):
+        package.snapstart_on("dev")
 
 
 # --- the two-stack path (make deploy) -------------------------------------------------------
