@@ -141,17 +141,12 @@ class SectorSalts:
 
     def _make(self, sector: str) -> bytes:
         salt = secrets.token_bytes(32)
-        item = {
+        item: table.Item = {
             **_sector_key(sector),
             "salt": {"S": base64.urlsafe_b64encode(salt).decode("ascii")},
         }
-        with aws.translate_faults("dynamodb"):
-            try:
-                self._ddb.put_item(
-                    TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
-                )
-            except self._ddb.exceptions.ConditionalCheckFailedException:
-                return self._read(sector) or salt  # another maker won: its salt
+        if not table.put_new(self._ddb, self._table, item):
+            return self._read(sector) or salt  # another maker won: its salt
         return salt
 
 

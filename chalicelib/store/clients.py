@@ -130,15 +130,8 @@ class ClientStore:
             "subject_type": client.subject_type,
             "sector": client.sector,
         }
-        with aws.translate_faults("dynamodb"):
-            try:
-                self._ddb.put_item(
-                    TableName=self._table,
-                    Item=table.to_item(values),
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-            except self._ddb.exceptions.ConditionalCheckFailedException as exc:
-                raise ClientExists(client.client_id) from exc
+        if not table.put_new(self._ddb, self._table, table.to_item(values)):
+            raise ClientExists(client.client_id)
 
     def delete(self, client_id: str) -> bool:
         with aws.translate_faults("dynamodb"):

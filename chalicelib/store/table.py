@@ -15,7 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.store import aws
+
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
     # An item as the client sends and returns it: attribute name -> {"S": ...} and the like.
@@ -72,3 +75,17 @@ def to_item(values: dict[str, Any]) -> Item:
 
 def from_item(item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {k: from_attr(v) for k, v in item.items()}
+
+
+def put_new(ddb: DynamoDBClient, table_name: str, item: Item) -> bool:
+    """Write ``item`` unless an item with its key exists: True if written, False if one was there.
+    Any other failure is a fault (``BackendUnavailable``). Creating records is one conditional
+    write, so two racing creators never both win."""
+    with aws.translate_faults("dynamodb"):
+        try:
+            ddb.put_item(
+                TableName=table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+    return True

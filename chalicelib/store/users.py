@@ -147,15 +147,8 @@ class UserStore:
             "email_verified": user.email_verified,
             "name": user.name,
         }
-        with aws.translate_faults("dynamodb"):
-            try:
-                self._ddb.put_item(
-                    TableName=self._table,
-                    Item=table.to_item(values),
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
-            except self._ddb.exceptions.ConditionalCheckFailedException as exc:
-                raise UserExists(user.username) from exc
+        if not table.put_new(self._ddb, self._table, table.to_item(values)):
+            raise UserExists(user.username)
 
     def _update_existing(
         self,
