@@ -35,6 +35,11 @@ PRELOAD = (
     "chalicelib.store.demo_store",
     "chalicelib.web.cors",
     "chalicelib.oauth.login_guard",
+    # The stores oauth gets from the wiring (services.py) instead of importing them.
+    "chalicelib.store.clients",
+    "chalicelib.store.grant_store",
+    "chalicelib.store.login_attempts",
+    "chalicelib.store.sector_salts",
     "chalicelib.store.secret_store",
     "chalicelib.tokens.keys",
     "cryptography.hazmat.backends.openssl",

@@ -174,7 +174,7 @@ def expect(stats: Stats, op: str, status: int, wanted: int) -> bool:
 
 def check_refresh_tokens(stats: Stats) -> list[str]:
     """Every refresh token issued is in the state the workload left it in (read from the store)."""
-    from chalicelib.store.grant_store import ACTIVE, ROTATED
+    from chalicelib.core.records import ACTIVE, ROTATED
     from chalicelib.web import services
 
     refresh = services.refresh_grants()

@@ -1,4 +1,5 @@
-"""Shared by every layer: value types and Protocols (``ports``), the clock, configuration, protocol
+"""Shared by every layer: the records (``records``: clients, users, grants, codes, login
+counters) and the Protocols the store implements (``ports``), the clock, configuration, protocol
 errors, backend faults, telemetry and the audit log, form and untrusted-input parsing, scope syntax
 and the attached APIs' rules.
 

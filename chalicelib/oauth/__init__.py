@@ -4,6 +4,6 @@ OpenID Connect ID tokens, discovery, userinfo and request parameters, sign-in an
 the sign-in session).
 
 Belongs here: what an RFC decides, on parsed requests; answers are values and ``OAuthError``s.
-May import: ``chalicelib.core``, ``chalicelib.tokens``, ``chalicelib.store``. Not web or ops
-(no Chalice, no pages).
+May import: ``chalicelib.core``, ``chalicelib.tokens``. Not store (storage comes in through
+core's ports, wired by ``chalicelib.web.services``), web or ops (no Chalice, no pages).
 """

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from chalicelib.core.errors import InvalidClient, InvalidRequest
 from chalicelib.core.forms import OAuthRequest, parse_basic
-from chalicelib.store.clients import Client
+from chalicelib.core.records import Client
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 

@@ -25,10 +25,9 @@ from chalicelib.core.clock import Clock
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import InvalidClient, InvalidRequest, MethodNotAllowed
 from chalicelib.core.forms import OAuthRequest
+from chalicelib.core.records import ACTIVE, Client
 from chalicelib.oauth.client_auth import ClientLookup, authenticate_client
 from chalicelib.oauth.refresh_tokens import RefreshTokens, looks_like_refresh_token
-from chalicelib.store.clients import Client
-from chalicelib.store.grant_store import ACTIVE
 from chalicelib.tokens import access_tokens
 from chalicelib.tokens.key_objects import Verifiers
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.core.errors import InvalidGrant
-from chalicelib.store.users import InvalidUsername, User, UserStore, normalize_username
+from chalicelib.core.ports import Users
+from chalicelib.core.records import InvalidUsername, User, normalize_username
 from chalicelib.tokens import passwords
 
 if TYPE_CHECKING:  # the token endpoint imports this module and never reads a session
@@ -49,7 +50,7 @@ class LoginGuard(Protocol):
 
 
 def authenticate(
-    users: UserStore,
+    users: Users,
     guard: LoginGuard | None,
     *,
     raw_username: str,
@@ -82,9 +83,7 @@ def authenticate(
     return user
 
 
-def signed_in(
-    signer: SessionSigner, users: UserStore, cookie: str | None, now: int
-) -> Session | None:
+def signed_in(signer: SessionSigner, users: Users, cookie: str | None, now: int) -> Session | None:
     """The browser's session, if its cookie is genuine and unexpired AND its user may still
     receive things: not disabled or deleted since the session began (one read of the user)."""
     session = signer.read(cookie, now)

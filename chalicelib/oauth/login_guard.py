@@ -2,20 +2,21 @@
 
 Every limit that failed sign-ins can fill is keyed by what the one signing in controls: the
 username it types and the source it sends from. Nothing is shared by a whole client or page, so no
-stranger can lock out the users of an app. Four DynamoDB items per attempt, all read at once:
+stranger can lock out the users of an app. Four counters per attempt, all read at once (stored by
+``chalicelib.store.login_attempts``, behind the ``Attempts`` protocol):
 
-- ``LOGIN#user#<h>``/``LOGIN#from#<source>``: *this username from this source*. From
-  ``threshold`` failures on, the next attempt waits ``base_seconds`` after the last failure,
-  doubling with every further failure, at most ``max_seconds``. Stops one source guessing.
-- ``LOGIN#user#<h>``/``LOGIN``: *this username from anywhere*, the same growing wait from
-  ``USERNAME_FACTOR`` x ``threshold`` failures on. Bounds guessing one account from many sources.
-- ``LOGIN#ip#<source>``/``LOGIN``: *this source, any username*: ``SOURCE_FACTOR`` x ``threshold``
-  failures in a fixed window of ``max_seconds``, then refused until the window ends. Slows spraying.
-- ``LOGIN#user#<h>``/``KNOWN#<source>``: the user signed in here within ``KNOWN_FOR``. The two
-  wider limits do not apply to a known source (the first one does): a stranger elsewhere, or
-  spraying behind the same NAT, cannot keep a user out of where she usually signs in.
+- *this username from this source*: from ``threshold`` failures on, the next attempt waits
+  ``base_seconds`` after the last failure, doubling with every further failure, at most
+  ``max_seconds``. Stops one source guessing.
+- *this username from anywhere*: the same growing wait from ``USERNAME_FACTOR`` x ``threshold``
+  failures on. Bounds guessing one account from many sources.
+- *this source, any username*: ``SOURCE_FACTOR`` x ``threshold`` failures in a fixed window of
+  ``max_seconds``, then refused until the window ends. Slows spraying.
+- *known sources*: the user signed in here within ``KNOWN_FOR``. The two wider limits do not
+  apply to a known source (the first one does): a stranger elsewhere, or spraying behind the same
+  NAT, cannot keep a user out of where she usually signs in.
 
-``<h>`` is a SHA-256 of the normalized username (people type passwords into that field); the
+The username is stored only as a SHA-256 (people type passwords into that field); the
 source is the address, an IPv6 one cut to its /64 (one host usually holds a whole /64). Failures
 of a username are forgotten 24 h after the last one; a success clears both username counters.
 
@@ -34,48 +35,46 @@ correct password is refused too: a burst of parallel guesses cannot slip one thr
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from chalicelib.core.errors import InvalidGrant
 from chalicelib.core.faults import BackendUnavailable
+from chalicelib.core.records import Counter, LoginRecords
 from chalicelib.oauth.login import Attempt
-from chalicelib.store import aws, table
-from chalicelib.store.users import user_from_item, user_key
 from chalicelib.tokens import passwords
 
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import DeleteTypeDef, TransactWriteItemTypeDef
-
 BAD_CREDENTIALS = "invalid username or password"  # the text of chalicelib.oauth.login
-SK = "LOGIN"
 USER_MEMORY = 24 * 3600  # failures of a username are forgotten this long after the last one
 USERNAME_FACTOR = 4  # username-wide threshold = USERNAME_FACTOR x lockout_threshold failures
 SOURCE_FACTOR = 10  # per-source limit = SOURCE_FACTOR x lockout_threshold failures per window
 KNOWN_FOR = 30 * 24 * 3600  # a source stays known this long after the user's last sign-in there
 KNOWN_REFRESH = 24 * 3600  # ...and the mark is renewed at most once a day
-_BATCH_TRIES = 3
-_TRANSACT_TRIES = 3
 
 
-def user_pk(username: str) -> str:
-    """The username's items, keyed by a hash: people type passwords into the username field,
-    and a counter is kept for every name tried, so the name itself is never stored."""
-    return "LOGIN#user#" + hashlib.sha256(username.encode("utf-8")).hexdigest()
+class Attempts(Protocol):
+    """Where the counters live (implemented by ``chalicelib.store.login_attempts``)."""
 
+    def read(self, username: str, source: str | None, now: int) -> LoginRecords: ...
 
-def source_pk(source: str) -> str:
-    return f"LOGIN#ip#{source}"
+    def count_username(
+        self, username: str, source: str | None, now: int, until: int, *, failure: bool
+    ) -> tuple[int, int]: ...
 
+    def count_source(self, source: str, now: int, until: int, *, failure: bool) -> int: ...
 
-def pair_sk(source: str | None) -> str:
-    return f"LOGIN#from#{source or '-'}"
+    def clear(
+        self,
+        username: str,
+        source: str | None,
+        *,
+        username_seen: int,
+        pair_seen: int,
+        known_until: int | None,
+        now: int,
+    ) -> bool: ...
 
-
-def known_sk(source: str) -> str:
-    return f"KNOWN#{source}"
+    def unlock(self, username: str) -> bool: ...
 
 
 def source_of(ip: str | None) -> str | None:
@@ -122,25 +121,10 @@ class Policy(NamedTuple):
         doublings = min(failures - threshold, 32)
         return int(min(self.max_seconds, self.base_seconds * (2**doublings)))
 
-
-class Counter(NamedTuple):
-    failures: int = 0
-    last_failure: int = 0
-    expires: int = 0  # the item's ttl; a counter past it counts as zero
-
-    @classmethod
-    def from_item(cls, item: table.Item | None, now: int) -> Counter:
-        if not item:
-            return cls()
-        v = table.from_item(item)
-        counter = cls(
-            int(v.get("failures", 0)), int(v.get("last_failure", 0)), int(v.get(table.TTL, 0))
-        )
-        return counter if counter.expires > now else cls()
-
-    def waits(self, policy: Policy, threshold: int, now: int) -> bool:
-        seconds = policy.wait_seconds(self.failures, threshold)
-        return bool(seconds) and self.last_failure + seconds > now
+    def waits(self, counter: Counter, threshold: int, now: int) -> bool:
+        """Whether an attempt must still wait after the failures ``counter`` holds."""
+        seconds = self.wait_seconds(counter.failures, threshold)
+        return bool(seconds) and counter.last_failure + seconds > now
 
 
 @dataclass(frozen=True)
@@ -157,9 +141,8 @@ class GuardedAttempt(Attempt):
 class LoginGuard:
     """Implements the ``LoginGuard`` protocol of chalicelib.oauth.login."""
 
-    def __init__(self, ddb: DynamoDBClient, table_name: str, policy: Policy) -> None:
-        self._ddb = ddb
-        self._table = table_name
+    def __init__(self, attempts: Attempts, policy: Policy) -> None:
+        self._attempts = attempts
         self._policy = policy
 
     # -- the protocol --------------------------------------------------------------------
@@ -168,25 +151,16 @@ class LoginGuard:
         """Read the user and the counters in one round trip; refuse (after the same work as a
         wrong password) while this attempt must wait."""
         source = source_of(source_ip)
-        items = self._batch_get(self._keys(username, source))
-        upk = user_pk(username)
-        user_item = items.get(_ref(user_key(username)))
-        pair = Counter.from_item(items.get((upk, pair_sk(source))), now)
-        wide = Counter.from_item(items.get((upk, SK)), now)
-        known_until = 0
-        if source is not None:
-            known_until = Counter.from_item(items.get((upk, known_sk(source))), now).expires
-        known = known_until > now
+        found = self._attempts.read(username, source, now)
+        known = found.known_until > now
         reason = ""
         policy = self._policy
-        if pair.waits(policy, policy.threshold, now):
+        if policy.waits(found.pair, policy.threshold, now):
             reason = "locked"
-        elif not known and wide.waits(policy, policy.username_threshold, now):
+        elif not known and policy.waits(found.username, policy.username_threshold, now):
             reason = "username_locked"
-        elif not known and source is not None:
-            spraying = Counter.from_item(items.get((source_pk(source), SK)), now)
-            if spraying.failures >= policy.source_limit:
-                reason = "rate_limited"
+        elif not known and source is not None and found.source.failures >= policy.source_limit:
+            reason = "rate_limited"
         if reason:
             passwords.verify_password("", None)  # the same time as a wrong password
             self._record(username, source, now, failure=False)
@@ -201,11 +175,11 @@ class LoginGuard:
             username=username,
             client_id=client_id,
             source_ip=source_ip,
-            user=user_from_item(user_item) if user_item and username else None,
+            user=found.user,
             source=source,
-            pair_failures=pair.failures,
-            username_failures=wide.failures,
-            known_until=known_until,
+            pair_failures=found.pair.failures,
+            username_failures=found.username.failures,
+            known_until=found.known_until,
         )
 
     def failed(self, attempt: Attempt, now: int) -> None:
@@ -235,55 +209,23 @@ class LoginGuard:
         refuse this login too."""
         if not isinstance(attempt, GuardedAttempt):
             raise InvalidGrant(BAD_CREDENTIALS)  # not from our check (a caller bug): fail closed
-        upk = user_pk(attempt.username)
-        items: list[TransactWriteItemTypeDef] = [
-            {"Delete": self._unchanged_since_check(upk, pair_sk(attempt.source), attempt, now)},
-            {"Delete": self._unchanged_since_check(upk, SK, attempt, now)},
-        ]
-        if attempt.source is not None and attempt.known_until < now + KNOWN_FOR - KNOWN_REFRESH:
-            mark = table.key(upk, known_sk(attempt.source))
-            mark[table.TTL] = table.to_attr(now + KNOWN_FOR)
-            items.append({"Put": {"TableName": self._table, "Item": mark}})
-        for _ in range(_TRANSACT_TRIES):
-            with aws.translate_faults("dynamodb"):
-                try:
-                    self._ddb.transact_write_items(TransactItems=items)
-                    return
-                except self._ddb.exceptions.TransactionCanceledException as exc:
-                    reasons = exc.response.get("CancellationReasons") or []
-                    codes = {str(r.get("Code", "None")) for r in reasons}
-            if "ConditionalCheckFailed" in codes:
-                raise InvalidGrant(BAD_CREDENTIALS)
-            if not codes <= {"None", "TransactionConflict"}:
-                raise BackendUnavailable("dynamodb", sorted(codes - {"None"})[0])
-        raise BackendUnavailable("dynamodb", "TransactionConflict")
+        renew = attempt.known_until < now + KNOWN_FOR - KNOWN_REFRESH
+        if not self._attempts.clear(
+            attempt.username,
+            attempt.source,
+            username_seen=attempt.username_failures,
+            pair_seen=attempt.pair_failures,
+            known_until=now + KNOWN_FOR if renew else None,
+            now=now,
+        ):
+            raise InvalidGrant(BAD_CREDENTIALS)
 
     # -- admin -----------------------------------------------------------------------------
 
     def unlock(self, username: str) -> bool:
         """Forget a username's failures from every source (admin ``user unlock``). True if
         there were any. The sources where the user is known stay known."""
-        upk = user_pk(username)
-        found = False
-        start: dict[str, Any] | None = None
-        while True:
-            params: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :login)",
-                "ExpressionAttributeValues": {":pk": {"S": upk}, ":login": {"S": SK}},
-                "ProjectionExpression": "pk, sk",
-                "ConsistentRead": True,
-            }
-            if start:
-                params["ExclusiveStartKey"] = start
-            with aws.translate_faults("dynamodb"):
-                resp = self._ddb.query(**params)
-                for item in resp.get("Items", []):
-                    found = True
-                    self._ddb.delete_item(TableName=self._table, Key=item)
-            start = resp.get("LastEvaluatedKey")
-            if not start:
-                break
+        found = self._attempts.unlock(username)
         from chalicelib.core import audit
 
         audit.event("user_unlocked", user=subject_hint(username))
@@ -291,61 +233,20 @@ class LoginGuard:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _keys(self, username: str, source: str | None) -> list[table.Item]:
-        upk = user_pk(username)
-        keys = [user_key(username), table.key(upk, SK), table.key(upk, pair_sk(source))]
-        if source is not None:
-            keys += [table.key(upk, known_sk(source)), table.key(source_pk(source), SK)]
-        return keys
-
-    def _unchanged_since_check(
-        self, pk: str, sk: str, attempt: GuardedAttempt, now: int
-    ) -> DeleteTypeDef:
-        """Delete one of the username's counters if it counts the failures ``check`` saw (an
-        item past its ttl counted zero; refused attempts do not count)."""
-        seen = attempt.pair_failures if sk != SK else attempt.username_failures
-        return {
-            "TableName": self._table,
-            "Key": table.key(pk, sk),
-            "ConditionExpression": (
-                "attribute_not_exists(failures) OR failures = :seen OR #ttl <= :now"
-            ),
-            "ExpressionAttributeNames": {"#ttl": table.TTL},
-            "ExpressionAttributeValues": {
-                ":seen": table.to_attr(seen),
-                ":now": table.to_attr(now),
-            },
-        }
-
-    def _batch_get(self, keys: list[table.Item]) -> dict[tuple[str, str], table.Item]:
-        """Items by (pk, sk). BatchGetItem answers throttling with UnprocessedKeys, not an error:
-        retry those a few times, then it is a fault like any other."""
-        found: dict[tuple[str, str], table.Item] = {}
-        pending: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-        for attempt in range(_BATCH_TRIES):
-            with aws.translate_faults("dynamodb"):
-                resp = self._ddb.batch_get_item(RequestItems=pending)
-            for item in resp.get("Responses", {}).get(self._table, []):
-                found[_ref(item)] = item
-            pending = resp.get("UnprocessedKeys") or {}
-            if not pending:
-                return found
-            time.sleep(0.05 * (2**attempt))
-        raise BackendUnavailable("dynamodb", "UnprocessedKeys")
-
     def _record(
         self, username: str, source: str | None, now: int, *, failure: bool
     ) -> tuple[int, int]:
         """Count a failure (or a refused attempt) on every counter. The username's two counts
         must be stored (else 503); the source's is best effort: the answer to this attempt does
         not depend on it. Returns the username-wide and the per-source failures."""
-        upk = user_pk(username)
-        memory = now + USER_MEMORY
-        wide = self._bump(upk, SK, now, memory, failure, sliding=True)
-        pair = self._bump(upk, pair_sk(source), now, memory, failure, sliding=True)
+        wide, pair = self._attempts.count_username(
+            username, source, now, now + USER_MEMORY, failure=failure
+        )
         if source is not None:
             try:
-                self._bump(source_pk(source), SK, now, now + self._policy.max_seconds, failure)
+                self._attempts.count_source(
+                    source, now, now + self._policy.max_seconds, failure=failure
+                )
             except BackendUnavailable:
                 import logging
 
@@ -353,54 +254,6 @@ class LoginGuard:
                     "login counter not stored", extra={"counter": "source"}
                 )
         return wide, pair
-
-    def _bump(
-        self, pk: str, sk: str, now: int, expires: int, failure: bool, *, sliding: bool = False
-    ) -> int:
-        """ADD 1 to ``failures`` (or ``refused``); a counter past its ttl starts again at 1.
-        Only a failure slides a sliding counter's ttl: refused attempts extend nothing."""
-        field = "failures" if failure else "refused"
-        sets = ["#ttl = :exp" if sliding and failure else "#ttl = if_not_exists(#ttl, :exp)"]
-        if failure:
-            sets.append("last_failure = :now")
-        live = {
-            "UpdateExpression": f"ADD {field} :one SET " + ", ".join(sets),
-            "ConditionExpression": "attribute_not_exists(pk) OR #ttl > :now",
-        }
-        restart_sets = ["#ttl = :exp", f"{field} = :one"]
-        restart_sets += ["last_failure = :now"] if failure else []
-        restart = {
-            "UpdateExpression": "SET "
-            + ", ".join(restart_sets)
-            + (" REMOVE refused" if failure else " REMOVE failures, last_failure"),
-            "ConditionExpression": "#ttl <= :now",
-        }
-        values = {
-            ":one": table.to_attr(1),
-            ":now": table.to_attr(now),
-            ":exp": table.to_attr(expires),
-        }
-        for _ in range(3):
-            for form in (live, restart):
-                with aws.translate_faults("dynamodb"):
-                    try:
-                        resp = self._ddb.update_item(
-                            TableName=self._table,
-                            Key=table.key(pk, sk),
-                            ExpressionAttributeNames={"#ttl": table.TTL},
-                            ExpressionAttributeValues=values,
-                            ReturnValues="ALL_NEW",
-                            UpdateExpression=form["UpdateExpression"],
-                            ConditionExpression=form["ConditionExpression"],
-                        )
-                    except self._ddb.exceptions.ConditionalCheckFailedException:
-                        continue
-                return int(table.from_item(resp["Attributes"]).get("failures", 0))
-        raise BackendUnavailable("dynamodb", "login counter contention")
-
-
-def _ref(item: table.Item) -> tuple[str, str]:
-    return item[table.PK]["S"], item[table.SK]["S"]
 
 
 def policy_from(settings: Any) -> Policy:

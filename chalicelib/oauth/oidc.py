@@ -12,9 +12,9 @@
   token and at the userinfo endpoint alike.
 - Subjects (§8): ``public`` is the user id; ``pairwise`` (per client) is
   ``base64url(HMAC-SHA256(salt, sector || 0x00 || user id))``, where the salt is 256 random bits
-  kept per sector in the table (``SECTOR#<sector>``), made once and never changed: a pairwise
-  ``sub`` is stable for as long as the user exists. A pairwise client sees only that value, in
-  its ID tokens, userinfo answers and access tokens.
+  kept per sector (``Salts``: ``chalicelib.store.sector_salts``), made once and never changed: a
+  pairwise ``sub`` is stable for as long as the user exists. A pairwise client sees only that
+  value, in its ID tokens, userinfo answers and access tokens.
 """
 
 from __future__ import annotations
@@ -23,21 +23,14 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
-import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import jwt
 
-from chalicelib.store import aws, table
-from chalicelib.store.clients import Client
-from chalicelib.store.users import User
+from chalicelib.core.records import Client, User
 from chalicelib.tokens.key_objects import SUPPORTED_ALGS, SigningKey, VerifyingKey
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 OPENID = "openid"
 ID_TOKEN_TYP = "JWT"  # noqa: S105 - a JOSE header value, not a secret
@@ -107,53 +100,16 @@ def default_sector(client_id: str, redirect_uris: list[str] | tuple[str, ...]) -
     return hosts.pop() if len(hosts) == 1 else client_id
 
 
-def _sector_key(sector: str) -> table.Item:
-    return table.key(f"SECTOR#{sector}", "SECTOR")
+class Salts(Protocol):
+    """A sector's pairwise salt (implemented by ``chalicelib.store.sector_salts``)."""
 
-
-class SectorSalts:
-    """Pairwise salts by sector in the table, made on first use (a conditional put, so two
-    racing makers agree on one) and cached for the container's life: a salt never changes."""
-
-    def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
-        self._ddb = ddb
-        self._table = table_name
-        self._cache: dict[str, bytes] = {}
-        self._lock = threading.Lock()
-
-    def salt(self, sector: str) -> bytes:
-        found = self._cache.get(sector)
-        if found is None:
-            found = self._read(sector) or self._make(sector)
-            with self._lock:
-                if len(self._cache) > 10_000:
-                    self._cache.clear()
-                self._cache[sector] = found
-        return found
-
-    def _read(self, sector: str) -> bytes | None:
-        with aws.translate_faults("dynamodb"):
-            resp = self._ddb.get_item(
-                TableName=self._table, Key=_sector_key(sector), ConsistentRead=True
-            )
-        item = resp.get("Item")
-        return base64.urlsafe_b64decode(item["salt"]["S"]) if item else None
-
-    def _make(self, sector: str) -> bytes:
-        salt = secrets.token_bytes(32)
-        item: table.Item = {
-            **_sector_key(sector),
-            "salt": {"S": base64.urlsafe_b64encode(salt).decode("ascii")},
-        }
-        if not table.put_new(self._ddb, self._table, item):
-            return self._read(sector) or salt  # another maker won: its salt
-        return salt
+    def salt(self, sector: str) -> bytes: ...
 
 
 class Subjects:
     """The ``sub`` a client sees for a user (§8)."""
 
-    def __init__(self, salts: SectorSalts) -> None:
+    def __init__(self, salts: Salts) -> None:
         self._salts = salts
 
     def of(self, client: Client, user_id: str) -> str:

@@ -23,10 +23,10 @@ covers the requested scope: what the connected-apps page lists, and revoking it 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from chalicelib.core.records import Client, Family
 from chalicelib.oauth.sessions import Session
-from chalicelib.store.clients import Client
 
 if TYPE_CHECKING:  # PyJWT only when a hint must be read: the sign-in page's cold start is lean
     from chalicelib.oauth.oidc import Subjects
@@ -110,7 +110,7 @@ def after_sign_in(prompt: str) -> str:
 
 
 class Grants(Protocol):
-    def families_of(self, username: str, client_id: str | None = None) -> list[Any]: ...
+    def families_of(self, username: str, client_id: str | None = None) -> list[Family]: ...
 
 
 class SessionChecks:

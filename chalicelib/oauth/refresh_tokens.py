@@ -1,6 +1,6 @@
 """Refresh tokens (RFC 6749 §6, §10.4; RFC 9700 §4.14): families, rotation, re-use detection.
 
-The protocol logic only; storage is ``chalicelib.store.grant_store`` (no boto3 here).
+The protocol logic only; storage is the ``Store`` protocol (``chalicelib.store.grant_store``).
 
 Format: ``tessera_rt_<pepper id>_<43 base64url chars>`` = 256 bits, opaque, with a prefix secret
 scanners can match. The table stores ``HMAC-SHA256(pepper, token)`` only. The pepper id inside the
@@ -44,16 +44,16 @@ from typing import Protocol
 from chalicelib.core import audit, telemetry
 from chalicelib.core.errors import InvalidGrant, InvalidScope, TemporarilyUnavailable
 from chalicelib.core.ports import GrantRefused, IssuedRefresh, RotatedRefresh, new_family_id
-from chalicelib.core.untrusted import same
-from chalicelib.store.clients import Client
-from chalicelib.store.grant_store import (
+from chalicelib.core.records import (
     ACTIVE,
     ROTATED,
+    Client,
     Family,
     RetrySnapshot,
     RotateOutcome,
     TokenRecord,
 )
+from chalicelib.core.untrusted import same
 from chalicelib.tokens.peppers import Pepper
 
 log = logging.getLogger("tessera.refresh")

@@ -31,20 +31,24 @@ from chalicelib.core.errors import (
     UnsupportedGrantType,
 )
 from chalicelib.core.forms import OAuthRequest
-from chalicelib.core.ports import GrantRefused, IssuedRefresh, RotatedRefresh, new_family_id
+from chalicelib.core.ports import (
+    Codes,
+    GrantRefused,
+    IssuedRefresh,
+    RotatedRefresh,
+    Users,
+    new_family_id,
+)
+from chalicelib.core.records import Client, CodeAlreadyUsed, CodeGrant, Family, may_receive
 from chalicelib.core.scopes import parse_scope, resolve_scope
 from chalicelib.oauth import pkce
 from chalicelib.oauth.client_auth import ClientLookup, authenticate_client
 from chalicelib.oauth.login import BAD_CREDENTIALS, LoginGuard, authenticate
-from chalicelib.store.auth_codes import CodeAlreadyUsed, CodeGrant, CodeStore
-from chalicelib.store.clients import Client
-from chalicelib.store.users import UserStore, may_receive
 from chalicelib.tokens import access_tokens
 from chalicelib.tokens.keys import KeySetError, SigningKeyRing
 
 if TYPE_CHECKING:  # OpenID Connect (chalicelib.oauth.oidc) is loaded only where it is wired
     from chalicelib.oauth.oidc import IdTokens, SignIn
-    from chalicelib.store.grant_store import Family
 
 log = logging.getLogger("tessera.token")
 
@@ -91,11 +95,11 @@ class TokenEndpoint:
         settings: Settings,
         clock: Clock,
         clients: ClientLookup,
-        users: UserStore,
+        users: Users,
         keys: SigningKeyRing,
         refresh: RefreshGrants | None = None,
         guard: LoginGuard | None = None,
-        codes: CodeStore | None = None,
+        codes: Codes | None = None,
         id_tokens: IdTokens | None = None,
     ) -> None:
         self._s = settings

@@ -22,10 +22,11 @@ from chalicelib.core.clock import Clock
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import InvalidRequest, MethodNotAllowed, OAuthError
 from chalicelib.core.forms import FORM, OAuthRequest, media_type, parse_form
+from chalicelib.core.ports import Users
+from chalicelib.core.records import Family, may_receive
 from chalicelib.oauth.bearer import bearer_token
 from chalicelib.oauth.client_auth import ClientLookup
 from chalicelib.oauth.oidc import OPENID, Subjects, scope_claims
-from chalicelib.store.users import UserStore, may_receive
 from chalicelib.tokens import access_tokens
 from chalicelib.tokens.key_objects import Verifiers
 
@@ -41,7 +42,7 @@ CORS_HEADERS = {
 class Grants(Protocol):
     def is_revoked(self, jti: str, sid: str | None) -> bool: ...
 
-    def get_family(self, family_id: str) -> Any: ...
+    def get_family(self, family_id: str) -> Family | None: ...
 
 
 def _challenge(realm: str, error: str | None = None, description: str | None = None) -> str:
@@ -80,7 +81,7 @@ class UserinfoEndpoint:
         clock: Clock,
         keys: Verifiers,
         grants: Grants,
-        users: UserStore,
+        users: Users,
         clients: ClientLookup,
         subjects: Subjects,
     ) -> None:

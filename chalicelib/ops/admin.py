@@ -23,15 +23,12 @@ from typing import Any
 
 from chalicelib.core.config import local_state_path
 from chalicelib.core.faults import BackendUnavailable
+from chalicelib.core.records import InvalidUsername, normalize_username
 
 # The client and user operations, re-exported: extensions, tests and the local stack use
 # admin.AdminError, admin.create_client and the rest.
 from chalicelib.ops import admin_records
 from chalicelib.store.grant_store import GrantStore
-from chalicelib.store.users import (
-    InvalidUsername,
-    normalize_username,
-)
 from chalicelib.web import services
 
 AdminError = admin_records.AdminError

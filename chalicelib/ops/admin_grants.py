@@ -14,13 +14,13 @@ import argparse
 import time
 from typing import Any
 
-from chalicelib.store.grant_store import Family
+from chalicelib.core.records import Family
 from chalicelib.web import services
 
 
 def _username(raw: str) -> str:
+    from chalicelib.core.records import InvalidUsername, normalize_username
     from chalicelib.ops.admin import AdminError
-    from chalicelib.store.users import InvalidUsername, normalize_username
 
     try:
         return normalize_username(raw)

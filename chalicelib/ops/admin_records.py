@@ -7,24 +7,22 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chalicelib.core.records import (
+    Client,
+    InvalidUsername,
+    User,
+    hash_secret,
+    normalize_username,
+)
 from chalicelib.core.scopes import parse_scope
 from chalicelib.store.clients import (
     GRANT_TYPES,
-    Client,
     ClientExists,
     ClientStore,
-    hash_secret,
     new_client_id,
     new_client_secret,
 )
-from chalicelib.store.users import (
-    InvalidUsername,
-    User,
-    UserExists,
-    UserStore,
-    new_user_id,
-    normalize_username,
-)
+from chalicelib.store.users import UserExists, UserStore, new_user_id
 from chalicelib.tokens.passwords import hash_password
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+from chalicelib.core.records import CodeAlreadyUsed, CodeGrant
 from chalicelib.store import aws, table
 
 if TYPE_CHECKING:
@@ -25,26 +26,6 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
 
 CODE_TTL = 120
-
-
-class CodeGrant(NamedTuple):
-    client_id: str
-    redirect_uri: str
-    code_challenge: str
-    user_id: str
-    username: str
-    scope: str
-    expires_at: int
-    user_epoch: int = 0  # chalicelib.store.users: the epoch of the session that got the code
-    # OpenID Connect (chalicelib.oauth.oidc): the request's nonce and when the user signed in.
-    nonce: str = ""
-    auth_time: int = 0
-
-
-class CodeAlreadyUsed(Exception):
-    def __init__(self, family_id: str | None) -> None:
-        super().__init__("authorization code re-used")
-        self.family_id = family_id
 
 
 def new_code() -> str:

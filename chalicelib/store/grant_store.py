@@ -24,21 +24,26 @@ matter; code compares expiry itself because TTL deletion lags.
 
 from __future__ import annotations
 
-import enum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.faults import BackendUnavailable
+from chalicelib.core.records import (
+    ACTIVE,
+    ROTATED,
+    Family,
+    RetrySnapshot,
+    RotateOutcome,
+    TokenRecord,
+    may_receive,
+)
 from chalicelib.store import aws, table
-from chalicelib.store.users import _user_key as user_key
-from chalicelib.store.users import may_receive, receive_check, user_from_values
+from chalicelib.store.users import receive_check, user_from_values, user_key
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
-ACTIVE = "active"
-ROTATED = "rotated"
 RETENTION = 86400  # seconds an item outlives its expiry before TTL may remove it
 _TOKEN_SK = "RT"  # noqa: S105 - a sort key, not a secret
 _FAMILY_SK = "FAMILY"
@@ -57,56 +62,6 @@ def family_key(family_id: str) -> table.Item:
 
 def jti_key(jti: str) -> table.Item:
     return table.key(f"JTI#{jti}", _JTI_SK)
-
-
-class TokenRecord(NamedTuple):
-    token_hash: str
-    family_id: str
-    client_id: str
-    user_id: str
-    username: str
-    scope: str
-    pepper_id: str
-    state: str
-    created: int
-    expires: int  # absolute: the family's end
-    idle_expires: int  # this token's end if it is not used
-    rotated_at: int | None = None
-    successor_hash: str | None = None
-    successor_pepper: str | None = None
-    user_epoch: int = 0  # the user's epoch when the family began (chalicelib.store.users)
-
-
-class Family(NamedTuple):
-    family_id: str
-    user_id: str
-    username: str
-    client_id: str
-    scope: str
-    created: int
-    last_used: int
-    expires: int
-    revoked: bool = False
-    revoked_at: int | None = None
-    revoked_reason: str | None = None
-    user_epoch: int = 0
-    auth_time: int = 0  # OpenID Connect: when the user signed in for this grant (0: not known)
-
-
-class RotateOutcome(enum.Enum):
-    COMMITTED = "committed"
-    TOKEN_NOT_ACTIVE = "token_not_active"  # noqa: S105 - rotated or expired since it was read
-    FAMILY_REVOKED = "family_revoked"  # revoked or gone
-    USER_INVALID = "user_invalid"  # disabled, deleted, replaced or a new epoch
-    CONTENDED = "contended"  # another transaction held an item: outcome unknown
-
-
-class RetrySnapshot(NamedTuple):
-    """What the retry window needs, read in one consistent ``BatchGetItem``."""
-
-    successor: TokenRecord | None
-    family: Family | None
-    user_ok: bool
 
 
 def _token_values(rec: TokenRecord) -> dict[str, Any]:
@@ -317,7 +272,7 @@ class GrantStore:
         """The successor of ``rec``, its family and its user in one consistent ``BatchGetItem``
         (a plain read: it never conflicts with the transactions of concurrent retries)."""
         keys = [token_key(successor_hash), family_key(rec.family_id), user_key(rec.username)]
-        found = self._batch_get(keys)
+        found = _by_pk(table.batch_get(self._ddb, self._table, keys))
         succ = found.get(f"RT#{successor_hash}")
         fam = found.get(f"FAMILY#{rec.family_id}")
         return RetrySnapshot(
@@ -419,7 +374,7 @@ class GrantStore:
         keys = [jti_key(jti)]
         if sid:
             keys.append(family_key(sid))
-        found = self._batch_get(keys)
+        found = _by_pk(table.batch_get(self._ddb, self._table, keys))
         if f"JTI#{jti}" in found:
             return True
         if sid:
@@ -427,22 +382,14 @@ class GrantStore:
             return fam is None or bool(fam.get("revoked", False))
         return False
 
-    # -- helpers -------------------------------------------------------------------------------
 
-    def _batch_get(self, keys: list[table.Item]) -> dict[str, dict[str, Any]]:
-        """Items by ``pk``; unprocessed keys are retried a bounded number of times."""
-        found: dict[str, dict[str, Any]] = {}
-        pending: dict[str, Any] = {self._table: {"Keys": keys, "ConsistentRead": True}}
-        with aws.translate_faults("dynamodb"):
-            for _ in range(3):
-                resp = self._ddb.batch_get_item(RequestItems=pending)
-                for item in resp.get("Responses", {}).get(self._table, []):
-                    v = table.from_item(item)
-                    found[str(v[table.PK])] = v
-                pending = resp.get("UnprocessedKeys") or {}
-                if not pending:
-                    return found
-        raise BackendUnavailable("dynamodb", "UnprocessedKeys")
+def _by_pk(items: list[table.Item]) -> dict[str, dict[str, Any]]:
+    """Items of a batch read by ``pk`` (one sort key per kind of item here)."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        v = table.from_item(item)
+        out[str(v[table.PK])] = v
+    return out
 
 
 def _cancelled(exc: ClientError) -> RotateOutcome:

@@ -12,14 +12,19 @@ seen by Chalice's policy generator.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.core.faults import BackendUnavailable
 from chalicelib.store import aws
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        KeysAndAttributesUnionTypeDef,
+    )
 
     # An item as the client sends and returns it: attribute name -> {"S": ...} and the like.
     Item = dict[str, AttributeValueTypeDef]
@@ -30,6 +35,7 @@ GSI1 = "gsi1"
 GSI1PK = "gsi1pk"
 GSI1SK = "gsi1sk"
 TTL = "ttl"
+BATCH_TRIES = 3  # BatchGetItem rounds before leftover UnprocessedKeys are a fault
 
 
 def key(pk: str, sk: str) -> Item:
@@ -89,3 +95,25 @@ def put_new(ddb: DynamoDBClient, table_name: str, item: Item) -> bool:
         except ddb.exceptions.ConditionalCheckFailedException:
             return False
     return True
+
+
+def batch_get(ddb: DynamoDBClient, table_name: str, keys: list[Item]) -> list[Item]:
+    """The items of ``keys`` that exist, in one strongly consistent ``BatchGetItem`` (at most
+    100 keys). DynamoDB answers throttling here with ``UnprocessedKeys``, not an error: those are
+    asked again after a short, doubling pause, ``BATCH_TRIES`` rounds in all, then it is a fault
+    (``BackendUnavailable``) like any other."""
+    found: list[Item] = []
+    pending: dict[str, KeysAndAttributesUnionTypeDef] = {
+        table_name: {"Keys": keys, "ConsistentRead": True}
+    }
+    for attempt in range(BATCH_TRIES):
+        if attempt:
+            time.sleep(0.05 * 2 ** (attempt - 1))
+        with aws.translate_faults("dynamodb"):
+            resp = ddb.batch_get_item(RequestItems=pending)
+        found.extend(resp.get("Responses", {}).get(table_name, []))
+        left = resp.get("UnprocessedKeys") or {}
+        if not left:
+            return found
+        pending = dict(left)
+    raise BackendUnavailable("dynamodb", "UnprocessedKeys")

@@ -1,4 +1,5 @@
-"""Resource owners (users): the model, the username policy, and the DynamoDB store.
+"""Resource owners (users) in DynamoDB; the record and the username policy are
+``chalicelib.core.records``.
 
 Username policy: Unicode NFKC, then case-folded; 1-128 characters after that, no control
 characters, no surrounding white space. ``normalize_username`` is applied on every path that takes a
@@ -15,53 +16,22 @@ A deleted user has no record; one created again under the name gets a new user i
 
 from __future__ import annotations
 
-import unicodedata
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
+from chalicelib.core.records import User, may_receive
 from chalicelib.store import aws, table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
-MAX_USERNAME = 128
-
-
-class InvalidUsername(ValueError):
-    pass
-
 
 class UserExists(Exception):
     pass
 
 
-def normalize_username(raw: str) -> str:
-    name = unicodedata.normalize("NFKC", raw).casefold()
-    if not name or len(name) > MAX_USERNAME or name != name.strip():
-        raise InvalidUsername("username must be 1-128 characters without surrounding spaces")
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
-        raise InvalidUsername("username must not contain control characters")
-    return name
-
-
-class User(NamedTuple):
-    username: str
-    user_id: str
-    password_hash: str
-    disabled: bool = False
-    created_at: int = 0
-    epoch: int = 0  # bumped by every disable: see the module docstring
-    # OpenID Connect profile claims (chalicelib.oauth.oidc), set with the admin command.
-    email: str | None = None
-    email_verified: bool = False
-    name: str | None = None
-
-
 def user_key(username: str) -> table.Item:
     return table.key(f"USER#{username}", "USER")
-
-
-_user_key = user_key
 
 
 def user_from_item(item: table.Item) -> User:
@@ -80,15 +50,6 @@ def user_from_values(v: dict[str, Any]) -> User:
         email_verified=bool(v.get("email_verified", False)),
         name=v.get("name"),
     )
-
-
-def may_receive(user: User | None, user_id: str, epoch: int) -> bool:
-    """Whether the subject ``user_id``, whose session, code or grant was issued under ``epoch``,
-    may be given something now: it still exists under that id, is not disabled, and nothing
-    ended what was issued to it since."""
-    if user is None:
-        return False
-    return user.user_id == user_id and not user.disabled and user.epoch == epoch
 
 
 def receive_check(
@@ -128,7 +89,7 @@ class UserStore:
     def get(self, username: str) -> User | None:
         with aws.translate_faults("dynamodb"):
             resp = self._ddb.get_item(
-                TableName=self._table, Key=_user_key(username), ConsistentRead=True
+                TableName=self._table, Key=user_key(username), ConsistentRead=True
             )
         item = resp.get("Item")
         return user_from_item(item) if item else None
@@ -163,7 +124,7 @@ class UserStore:
             try:
                 self._ddb.update_item(
                     TableName=self._table,
-                    Key=_user_key(username),
+                    Key=user_key(username),
                     UpdateExpression=expr,
                     ConditionExpression="attribute_exists(pk)",
                     ExpressionAttributeValues={k: table.to_attr(v) for k, v in values.items()},
@@ -209,6 +170,6 @@ class UserStore:
     def delete(self, username: str) -> bool:
         with aws.translate_faults("dynamodb"):
             resp = self._ddb.delete_item(
-                TableName=self._table, Key=_user_key(username), ReturnValues="ALL_OLD"
+                TableName=self._table, Key=user_key(username), ReturnValues="ALL_OLD"
             )
         return "Attributes" in resp

@@ -24,6 +24,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from chalicelib.core.config import Settings
 from chalicelib.core.errors import InvalidGrant, InvalidScope
+from chalicelib.core.records import Client, CodeGrant
 from chalicelib.core.scopes import resolve_scope
 from chalicelib.oauth import oidc_request, pkce
 from chalicelib.oauth.client_auth import ClientLookup
@@ -37,8 +38,7 @@ from chalicelib.oauth.sessions import (
     cookie,
     csrf_nonce,
 )
-from chalicelib.store.auth_codes import CODE_TTL, CodeGrant, CodeStore, new_code
-from chalicelib.store.clients import Client
+from chalicelib.store.auth_codes import CODE_TTL, CodeStore, new_code
 from chalicelib.store.users import UserStore
 from chalicelib.web import pages
 from chalicelib.web.pages import Outcome

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from chalicelib.store.clients import Client
+from chalicelib.core.records import Client
 
 
 def origins_of(client: Client) -> frozenset[str]:

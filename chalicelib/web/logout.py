@@ -21,10 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
+from chalicelib.core.records import Client
 from chalicelib.oauth.client_auth import ClientLookup
 from chalicelib.oauth.oidc import IdTokenHint, Subjects, read_id_token
 from chalicelib.oauth.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionSigner, cookie, csrf_nonce
-from chalicelib.store.clients import Client
 from chalicelib.tokens.key_objects import VerifyingKey
 from chalicelib.web import pages
 from chalicelib.web.authorize import with_query

@@ -185,7 +185,8 @@ def token_endpoint() -> Any:
 
 def subjects() -> Any:
     """The ``sub`` each client sees (chalicelib.oauth.oidc: public, or pairwise per sector)."""
-    from chalicelib.oauth.oidc import SectorSalts, Subjects
+    from chalicelib.oauth.oidc import Subjects
+    from chalicelib.store.sector_salts import SectorSalts
 
     return _once(
         "subjects",
@@ -302,10 +303,13 @@ def account_pages() -> Any:
 def login_guard() -> Any:
     """Brute-force protection shared by every password login (chalicelib.oauth.login_guard)."""
     from chalicelib.oauth.login_guard import LoginGuard, policy_from
+    from chalicelib.store.login_attempts import LoginAttempts
 
     return _once(
         "login_guard",
-        lambda: LoginGuard(aws.client("dynamodb"), settings().table_name, policy_from(settings())),
+        lambda: LoginGuard(
+            LoginAttempts(aws.client("dynamodb"), settings().table_name), policy_from(settings())
+        ),
     )
 
 

@@ -15,7 +15,8 @@ import pytest
 from authlib.common.urls import url_encode
 from authlib.oauth2.auth import ClientAuth
 
-from chalicelib.store.clients import SECRET_PREFIX, Client, hash_secret
+from chalicelib.core.records import Client, hash_secret
+from chalicelib.store.clients import SECRET_PREFIX
 from chalicelib.web import services
 from tests.functional.conftest import T0, basic, body, form_post
 

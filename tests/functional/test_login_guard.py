@@ -17,7 +17,7 @@ import pytest
 from chalicelib.core.errors import InvalidGrant
 from chalicelib.core.forms import OAuthRequest
 from chalicelib.oauth.login import Attempt
-from chalicelib.oauth.login_guard import user_pk
+from chalicelib.store.login_attempts import user_pk
 from chalicelib.web import services
 from tests.functional.conftest import STAGE, basic, body, form_post
 from tests.functional.test_authorize import REDIRECT, Browser, authorize_path, hidden, html, sign_in

@@ -18,11 +18,21 @@ from typing import Any
 import pytest
 
 from chalicelib.core.faults import BackendUnavailable
+from chalicelib.core.records import (
+    ACTIVE,
+    Client,
+    CodeAlreadyUsed,
+    CodeGrant,
+    Family,
+    RotateOutcome,
+    TokenRecord,
+    User,
+)
 from chalicelib.store import aws as aws_clients
-from chalicelib.store.auth_codes import CodeAlreadyUsed, CodeGrant, CodeStore
-from chalicelib.store.clients import Client, ClientExists, ClientStore
-from chalicelib.store.grant_store import ACTIVE, Family, GrantStore, RotateOutcome, TokenRecord
-from chalicelib.store.users import User, UserExists, UserStore
+from chalicelib.store.auth_codes import CodeStore
+from chalicelib.store.clients import ClientExists, ClientStore
+from chalicelib.store.grant_store import GrantStore
+from chalicelib.store.users import UserExists, UserStore
 from tests.functional.conftest import STAGE
 
 NOW = 1_900_000_000
@@ -184,8 +194,10 @@ def test_login_guard_reads_its_transaction_and_unlock_query(ddb: Any) -> None:
     reasons); a clean success commits; ``unlock`` finds every source's counter with a query."""
     from chalicelib.core.errors import InvalidGrant
     from chalicelib.oauth.login_guard import LoginGuard, Policy
+    from chalicelib.store.login_attempts import LoginAttempts
 
-    guard = LoginGuard(ddb, TABLE, Policy(threshold=2, base_seconds=60, max_seconds=3600))
+    policy = Policy(threshold=2, base_seconds=60, max_seconds=3600)
+    guard = LoginGuard(LoginAttempts(ddb, TABLE), policy)
     name = f"u{_id()}"
     raced = guard.check(name, "c", "192.0.2.1", NOW)
     guard.failed(guard.check(name, "c", "192.0.2.2", NOW), NOW)
@@ -204,7 +216,7 @@ def test_login_guard_reads_its_transaction_and_unlock_query(ddb: Any) -> None:
 def test_racing_makers_of_a_pairwise_salt_agree_on_one(ddb: Any) -> None:
     """Another container makes the sector's salt between this one's read and its conditional put:
     the failed condition is no fault, and both containers use the winner's salt."""
-    from chalicelib.oauth.oidc import SectorSalts
+    from chalicelib.store.sector_salts import SectorSalts
 
     mine, theirs = SectorSalts(ddb, TABLE), SectorSalts(ddb, TABLE)
     sector = f"app-{_id()}.example"

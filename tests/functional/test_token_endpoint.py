@@ -15,8 +15,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
-from chalicelib.store.clients import Client, hash_secret
-from chalicelib.store.users import User
+from chalicelib.core.records import Client, User, hash_secret
 from chalicelib.tokens import passwords
 from chalicelib.web import services
 from tests.functional.conftest import AUDIENCE, ISSUER, T0, basic, body, form_post

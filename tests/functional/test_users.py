@@ -10,14 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.store.users import (
-    MAX_USERNAME,
-    InvalidUsername,
-    User,
-    UserExists,
-    new_user_id,
-    normalize_username,
-)
+from chalicelib.core.records import MAX_USERNAME, InvalidUsername, User, normalize_username
+from chalicelib.store.users import UserExists, new_user_id
 from chalicelib.web import services
 
 FAKE_PHC = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"  # not hashed
