@@ -11,8 +11,6 @@ asks for RS256 to be listed: ``TESSERA_SIGNING_ALG=RS256`` gives it; README, "Op
 
 from __future__ import annotations
 
-from typing import Any
-
 from chalicelib.oauth.oidc import CLAIMS_SUPPORTED, SUBJECT_TYPES
 from chalicelib.oauth.oidc_request import PROMPTS
 
@@ -21,14 +19,16 @@ END_SESSION_PATH = "/oauth2/logout"
 OIDC_SCOPES = ("openid", "profile", "email")
 
 
-def with_openid(doc: dict[str, Any], algs: list[str]) -> dict[str, Any]:
+def with_openid(doc: dict[str, object], algs: list[str]) -> dict[str, object]:
     """``doc`` (RFC 8414 metadata) with the OpenID Provider members, if it offers the code flow."""
     if "authorization_endpoint" not in doc:
         return doc
-    issuer = doc["issuer"]
+    issuer = str(doc["issuer"])
+    listed = doc.get("scopes_supported", ())
+    scopes = {str(s) for s in listed} if isinstance(listed, list | tuple) else set()
     return {
         **doc,
-        "scopes_supported": sorted(set(doc.get("scopes_supported", ())) | set(OIDC_SCOPES)),
+        "scopes_supported": sorted(scopes | set(OIDC_SCOPES)),
         "userinfo_endpoint": issuer + USERINFO_PATH,
         "end_session_endpoint": issuer + END_SESSION_PATH,
         "subject_types_supported": list(SUBJECT_TYPES),

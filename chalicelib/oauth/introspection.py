@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chalicelib.core.clock import Clock
 from chalicelib.core.config import Settings
@@ -34,7 +34,7 @@ from chalicelib.tokens.key_objects import Verifiers
 if TYPE_CHECKING:
     from chalicelib.oauth.oidc import Subjects
 
-INACTIVE: dict[str, Any] = {"active": False}
+INACTIVE: dict[str, object] = {"active": False}
 
 
 class IntrospectionEndpoint:
@@ -57,7 +57,7 @@ class IntrospectionEndpoint:
         self._revocations = revocations
         self._keys = keys
 
-    def handle(self, request: OAuthRequest) -> dict[str, Any]:
+    def handle(self, request: OAuthRequest) -> dict[str, object]:
         if request.method != "POST":
             raise MethodNotAllowed(
                 "the introspection endpoint accepts POST only", headers={"Allow": "POST"}
@@ -78,7 +78,7 @@ class IntrospectionEndpoint:
     def _visible(caller: Client, client_id: str) -> bool:
         return caller.introspect or caller.client_id == client_id
 
-    def _access_token(self, caller: Client, token: str, now: int) -> dict[str, Any]:
+    def _access_token(self, caller: Client, token: str, now: int) -> dict[str, object]:
         try:
             claims = access_tokens.validate_for(token, self._keys.verifier, self._s, now)
         except access_tokens.InvalidToken:
@@ -102,7 +102,7 @@ class IntrospectionEndpoint:
             "token_type": "Bearer",
         }
 
-    def _refresh_token(self, caller: Client, token: str, now: int) -> dict[str, Any]:
+    def _refresh_token(self, caller: Client, token: str, now: int) -> dict[str, object]:
         rec = self._refresh.find(token)
         if rec is None or rec.state != ACTIVE or not self._visible(caller, rec.client_id):
             return dict(INACTIVE)

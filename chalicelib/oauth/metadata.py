@@ -8,8 +8,6 @@ The password grant is listed only where the stage enables it (``TESSERA_PASSWORD
 
 from __future__ import annotations
 
-from typing import Any
-
 from chalicelib.oauth.client_auth import AUTH_METHODS
 
 
@@ -20,9 +18,9 @@ def metadata(
     scopes: list[str] | None = None,
     revocation: bool = False,
     introspection: bool = False,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     code_flow = "authorization_code" in grant_types
-    doc: dict[str, Any] = {
+    doc: dict[str, object] = {
         "issuer": issuer,
         "token_endpoint": issuer + "/oauth2/token",
         "jwks_uri": issuer + "/.well-known/jwks.json",

@@ -24,7 +24,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import jwt
@@ -70,9 +70,9 @@ def at_hash(access_token: str, alg: str) -> str:
     return _b64(digest[: len(digest) // 2])
 
 
-def scope_claims(user: User, scopes: frozenset[str]) -> dict[str, Any]:
+def scope_claims(user: User, scopes: frozenset[str]) -> dict[str, object]:
     """The user's claims that ``scopes`` release (§5.4); a claim the user lacks is left out."""
-    out: dict[str, Any] = {}
+    out: dict[str, object] = {}
     if "profile" in scopes:
         out["preferred_username"] = user.username
         if user.name:
@@ -123,7 +123,7 @@ class Subjects:
 # --- ID tokens -----------------------------------------------------------------------------
 
 
-def sign_id_token(signer: SigningKey, claims: dict[str, Any]) -> str:
+def sign_id_token(signer: SigningKey, claims: dict[str, object]) -> str:
     """The one place an ID token is signed: PyJWT's ``jwt.encode`` with the access tokens'
     current key object, header ``typ`` JWT and the key's ``kid`` (key_objects.SigningKey)."""
     return signer.sign(claims, ID_TOKEN_TYP)
@@ -156,7 +156,7 @@ class IdTokens:
         access_token: str,
         now: int,
     ) -> str:
-        claims: dict[str, Any] = {
+        claims: dict[str, object] = {
             "iss": self._issuer,
             "sub": self._subjects.of(client, sign_in.user.user_id),
             "aud": client.client_id,

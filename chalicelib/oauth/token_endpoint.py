@@ -18,7 +18,7 @@ sign-in or code), so that check and the issue cannot be told apart in time.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.core import audit
 from chalicelib.core.clock import Clock
@@ -112,7 +112,7 @@ class TokenEndpoint:
         self._codes = codes
         self._id_tokens = id_tokens
 
-    def handle(self, request: OAuthRequest) -> dict[str, Any]:
+    def handle(self, request: OAuthRequest) -> dict[str, object]:
         if request.method != "POST":
             raise MethodNotAllowed(
                 "the token endpoint accepts POST only", headers={"Allow": "POST"}
@@ -147,7 +147,9 @@ class TokenEndpoint:
 
     # -- grants ----------------------------------------------------------------------------
 
-    def _client_credentials(self, client: Client, form: dict[str, str], now: int) -> dict[str, Any]:
+    def _client_credentials(
+        self, client: Client, form: dict[str, str], now: int
+    ) -> dict[str, object]:
         if client.public:
             raise UnauthorizedClient("client_credentials requires a confidential client")
         scope = resolve_scope(client, form.get("scope"))
@@ -155,7 +157,7 @@ class TokenEndpoint:
 
     def _password(
         self, client: Client, form: dict[str, str], source_ip: str | None, now: int
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         if client.public:
             raise UnauthorizedClient("the password grant requires a confidential client")
         raw_username, password = form.get("username"), form.get("password")
@@ -183,7 +185,9 @@ class TokenEndpoint:
         subject = self._subject(client, user.user_id)
         return self._respond(client, subject=subject, scope=scope, now=now, refresh=grant)
 
-    def _authorization_code(self, client: Client, form: dict[str, str], now: int) -> dict[str, Any]:
+    def _authorization_code(
+        self, client: Client, form: dict[str, str], now: int
+    ) -> dict[str, object]:
         """RFC 6749 §4.1.3 with RFC 7636 §4.6: every mismatch is ``invalid_grant``."""
         assert self._codes is not None
         code = form.get("code")
@@ -236,7 +240,7 @@ class TokenEndpoint:
             client, subject=subject, scope=grant.scope, now=now, refresh=issued, sign_in=sign_in
         )
 
-    def _refresh_token(self, client: Client, form: dict[str, str], now: int) -> dict[str, Any]:
+    def _refresh_token(self, client: Client, form: dict[str, str], now: int) -> dict[str, object]:
         assert self._refresh is not None
         token = form.get("refresh_token")
         if token is None:
@@ -342,7 +346,7 @@ class TokenEndpoint:
         now: int,
         refresh: IssuedRefresh | None = None,
         sign_in: SignIn | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         try:
             signer = self._keys.current()
             token, claims = access_tokens.issue(
@@ -363,7 +367,7 @@ class TokenEndpoint:
             # A key the secret holds but that cannot sign (bad numbers, wrong length) is a
             # deployment fault like an unreadable set: 503 + Retry-After, never a 500 traceback.
             raise KeySetError("the current signing key is unusable") from exc
-        body: dict[str, Any] = {
+        body: dict[str, object] = {
             "access_token": token,
             "token_type": "Bearer",
             "expires_in": self._s.access_token_ttl,

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from chalicelib.core.clock import Clock
 from chalicelib.core.config import Settings
@@ -93,7 +93,7 @@ class UserinfoEndpoint:
         self._clients = clients
         self._subjects = subjects
 
-    def handle(self, request: OAuthRequest) -> dict[str, Any]:
+    def handle(self, request: OAuthRequest) -> dict[str, object]:
         if request.method not in ("GET", "POST"):
             raise MethodNotAllowed(
                 "the userinfo endpoint accepts GET and POST", headers={"Allow": "GET, POST"}

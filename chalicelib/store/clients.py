@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import secrets
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from chalicelib.core.clock import Clock
 from chalicelib.core.records import Client
 from chalicelib.store import aws, table
+from chalicelib.store.fields import flag, number, opt_text, text, texts
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef
 
 SECRET_PREFIX = "tessera_cs_"  # noqa: S105 - a prefix, not a secret
 GRANT_TYPES = ("client_credentials", "password", "refresh_token", "authorization_code")
@@ -60,7 +63,7 @@ class ClientStore:
         return _from_item(table.from_item(item)) if item else None
 
     def create(self, client: Client) -> None:
-        values: dict[str, Any] = {
+        values: dict[str, object] = {
             table.PK: f"CLIENT#{client.client_id}",
             table.SK: "CLIENT",
             table.GSI1PK: _GSI_CLIENTS,
@@ -91,7 +94,7 @@ class ClientStore:
 
     def list(self) -> list[Client]:
         out: list[Client] = []
-        kwargs: dict[str, Any] = {
+        kwargs: QueryInputTypeDef = {
             "TableName": self._table,
             "IndexName": table.GSI1,
             "KeyConditionExpression": "gsi1pk = :p",
@@ -107,21 +110,21 @@ class ClientStore:
         return out
 
 
-def _from_item(v: dict[str, Any]) -> Client:
+def _from_item(v: Mapping[str, object]) -> Client:
     return Client(
-        client_id=v["client_id"],
-        name=v.get("name", ""),
-        grant_types=tuple(v.get("grant_types", ())),
-        scopes=tuple(v.get("scopes", ())),
-        public=bool(v.get("public", False)),
-        secret_hash=v.get("secret_hash"),
-        introspect=bool(v.get("introspect", False)),
-        first_party=bool(v.get("first_party", False)),
-        redirect_uris=tuple(v.get("redirect_uris", ())),
-        created_at=int(v.get("created_at", 0)),
-        post_logout_redirect_uris=tuple(v.get("post_logout_redirect_uris", ())),
-        subject_type=str(v.get("subject_type", "public")),
-        sector=str(v.get("sector", "")),
+        client_id=text(v, "client_id"),
+        name=text(v, "name", ""),
+        grant_types=texts(v, "grant_types"),
+        scopes=texts(v, "scopes"),
+        public=flag(v, "public"),
+        secret_hash=opt_text(v, "secret_hash"),
+        introspect=flag(v, "introspect"),
+        first_party=flag(v, "first_party"),
+        redirect_uris=texts(v, "redirect_uris"),
+        created_at=number(v, "created_at", 0),
+        post_logout_redirect_uris=texts(v, "post_logout_redirect_uris"),
+        subject_type=text(v, "subject_type", "public"),
+        sector=text(v, "sector", ""),
     )
 
 

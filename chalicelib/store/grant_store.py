@@ -24,7 +24,8 @@ matter; code compares expiry itself because TTL deletion lags.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from chalicelib.core.faults import BackendUnavailable
 from chalicelib.core.records import (
@@ -37,12 +38,18 @@ from chalicelib.core.records import (
     may_receive,
 )
 from chalicelib.store import aws, table
+from chalicelib.store.fields import flag, number, opt_number, opt_text, text
 from chalicelib.store.users import receive_check, user_from_values, user_key
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+    from mypy_boto3_dynamodb.type_defs import (
+        AttributeValueTypeDef,
+        QueryInputTypeDef,
+        TransactWriteItemTypeDef,
+        UpdateItemInputTypeDef,
+    )
 
 RETENTION = 86400  # seconds an item outlives its expiry before TTL may remove it
 _TOKEN_SK = "RT"  # noqa: S105 - a sort key, not a secret
@@ -64,7 +71,7 @@ def jti_key(jti: str) -> table.Item:
     return table.key(f"JTI#{jti}", _JTI_SK)
 
 
-def _token_values(rec: TokenRecord) -> dict[str, Any]:
+def _token_values(rec: TokenRecord) -> dict[str, object]:
     return {
         table.PK: f"RT#{rec.token_hash}",
         table.SK: _TOKEN_SK,
@@ -86,27 +93,27 @@ def _token_values(rec: TokenRecord) -> dict[str, Any]:
     }
 
 
-def _token_from(v: dict[str, Any]) -> TokenRecord:
+def _token_from(v: Mapping[str, object]) -> TokenRecord:
     return TokenRecord(
-        token_hash=str(v[table.PK]).removeprefix("RT#"),
-        family_id=v["family_id"],
-        client_id=v["client_id"],
-        user_id=v["user_id"],
-        username=v["username"],
-        scope=v["scope"],
-        pepper_id=v["pepper_id"],
-        state=v["state"],
-        created=int(v["created"]),
-        expires=int(v["expires"]),
-        idle_expires=int(v["idle_expires"]),
-        rotated_at=v.get("rotated_at"),
-        successor_hash=v.get("successor_hash"),
-        successor_pepper=v.get("successor_pepper"),
-        user_epoch=int(v.get("user_epoch", 0)),
+        token_hash=text(v, table.PK).removeprefix("RT#"),
+        family_id=text(v, "family_id"),
+        client_id=text(v, "client_id"),
+        user_id=text(v, "user_id"),
+        username=text(v, "username"),
+        scope=text(v, "scope"),
+        pepper_id=text(v, "pepper_id"),
+        state=text(v, "state"),
+        created=number(v, "created"),
+        expires=number(v, "expires"),
+        idle_expires=number(v, "idle_expires"),
+        rotated_at=opt_number(v, "rotated_at"),
+        successor_hash=opt_text(v, "successor_hash"),
+        successor_pepper=opt_text(v, "successor_pepper"),
+        user_epoch=number(v, "user_epoch", 0),
     )
 
 
-def _family_values(f: Family) -> dict[str, Any]:
+def _family_values(f: Family) -> dict[str, object]:
     return {
         table.PK: f"FAMILY#{f.family_id}",
         table.SK: _FAMILY_SK,
@@ -127,29 +134,29 @@ def _family_values(f: Family) -> dict[str, Any]:
     }
 
 
-def _family_from(v: dict[str, Any]) -> Family:
+def _family_from(v: Mapping[str, object]) -> Family:
     return Family(
-        family_id=v["family_id"],
-        user_id=v["user_id"],
-        username=v["username"],
-        client_id=v["client_id"],
-        scope=v["scope"],
-        created=int(v["created"]),
-        last_used=int(v["last_used"]),
-        expires=int(v["expires"]),
-        revoked=bool(v.get("revoked", False)),
-        revoked_at=v.get("revoked_at"),
-        revoked_reason=v.get("revoked_reason"),
-        user_epoch=int(v.get("user_epoch", 0)),
-        auth_time=int(v.get("auth_time", 0)),
+        family_id=text(v, "family_id"),
+        user_id=text(v, "user_id"),
+        username=text(v, "username"),
+        client_id=text(v, "client_id"),
+        scope=text(v, "scope"),
+        created=number(v, "created"),
+        last_used=number(v, "last_used"),
+        expires=number(v, "expires"),
+        revoked=flag(v, "revoked"),
+        revoked_at=opt_number(v, "revoked_at"),
+        revoked_reason=opt_text(v, "revoked_reason"),
+        user_epoch=number(v, "user_epoch", 0),
+        auth_time=number(v, "auth_time", 0),
     )
 
 
-def _user_ok(v: dict[str, Any] | None, user_id: str, epoch: int) -> bool:
+def _user_ok(v: Mapping[str, object] | None, user_id: str, epoch: int) -> bool:
     return may_receive(user_from_values(v) if v else None, user_id, epoch)
 
 
-def _attrs(values: dict[str, Any]) -> dict[str, Any]:
+def _attrs(values: Mapping[str, object]) -> dict[str, AttributeValueTypeDef]:
     return {k: table.to_attr(v) for k, v in values.items()}
 
 
@@ -301,25 +308,25 @@ class GrantStore:
         (kept ``RETENTION`` seconds), so the write that would start it fails."""
         condition = "attribute_exists(pk) AND revoked = :false"
         update = "SET revoked = :true, revoked_at = :now, revoked_reason = :r"
-        values: dict[str, Any] = {":true": True, ":false": False, ":now": now, ":r": reason}
+        values: dict[str, object] = {":true": True, ":false": False, ":now": now, ":r": reason}
         names: dict[str, str] = {}
         if preempt:
             condition = "attribute_not_exists(pk) OR revoked = :false"
             update += ", #ttl = if_not_exists(#ttl, :ttl)"
             values[":ttl"] = now + RETENTION
             names["#ttl"] = table.TTL
-        # DynamoDB refuses an empty ExpressionAttributeNames: pass it only when there are names.
-        extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+        params: UpdateItemInputTypeDef = {
+            "TableName": self._table,
+            "Key": family_key(family_id),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": _attrs(values),
+        }
+        if names:  # DynamoDB refuses an empty ExpressionAttributeNames
+            params["ExpressionAttributeNames"] = names
         with aws.translate_faults("dynamodb"):
             try:
-                self._ddb.update_item(
-                    TableName=self._table,
-                    Key=family_key(family_id),
-                    UpdateExpression=update,
-                    ConditionExpression=condition,
-                    ExpressionAttributeValues=_attrs(values),
-                    **extra,
-                )
+                self._ddb.update_item(**params)
             except self._ddb.exceptions.ConditionalCheckFailedException:
                 return False
         return True
@@ -327,11 +334,11 @@ class GrantStore:
     def families_of(self, username: str, client_id: str | None = None) -> list[Family]:
         """A user's families (optionally for one client): a query on gsi1, never a scan."""
         condition = "gsi1pk = :p"
-        values: dict[str, Any] = {":p": f"USERGRANTS#{username}"}
+        values: dict[str, object] = {":p": f"USERGRANTS#{username}"}
         if client_id is not None:
             condition += " AND begins_with(gsi1sk, :c)"
             values[":c"] = f"{client_id}#"
-        kwargs: dict[str, Any] = {
+        kwargs: QueryInputTypeDef = {
             "TableName": self._table,
             "IndexName": table.GSI1,
             "KeyConditionExpression": condition,
@@ -383,12 +390,12 @@ class GrantStore:
         return False
 
 
-def _by_pk(items: list[table.Item]) -> dict[str, dict[str, Any]]:
+def _by_pk(items: list[table.Item]) -> dict[str, Mapping[str, object]]:
     """Items of a batch read by ``pk`` (one sort key per kind of item here)."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Mapping[str, object]] = {}
     for item in items:
-        v = table.from_item(item)
-        out[str(v[table.PK])] = v
+        v: Mapping[str, object] = table.from_item(item)
+        out[text(v, table.PK)] = v
     return out
 
 

@@ -16,14 +16,16 @@ A deleted user has no record; one created again under the name gets a new user i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from chalicelib.core.records import User, may_receive
 from chalicelib.store import aws, table
+from chalicelib.store.fields import flag, number, opt_text, text
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef, UpdateItemInputTypeDef
 
 
 class UserExists(Exception):
@@ -38,17 +40,17 @@ def user_from_item(item: table.Item) -> User:
     return user_from_values(table.from_item(item))
 
 
-def user_from_values(v: dict[str, Any]) -> User:
+def user_from_values(v: Mapping[str, object]) -> User:
     return User(
-        username=v["username"],
-        user_id=v["user_id"],
-        password_hash=v["password_hash"],
-        disabled=bool(v.get("disabled", False)),
-        created_at=int(v.get("created_at", 0)),
-        epoch=int(v.get("epoch", 0)),
-        email=v.get("email"),
-        email_verified=bool(v.get("email_verified", False)),
-        name=v.get("name"),
+        username=text(v, "username"),
+        user_id=text(v, "user_id"),
+        password_hash=text(v, "password_hash"),
+        disabled=flag(v, "disabled"),
+        created_at=number(v, "created_at", 0),
+        epoch=number(v, "epoch", 0),
+        email=opt_text(v, "email"),
+        email_verified=flag(v, "email_verified"),
+        name=opt_text(v, "name"),
     )
 
 
@@ -115,21 +117,21 @@ class UserStore:
         self,
         username: str,
         expr: str,
-        values: dict[str, Any],
+        values: Mapping[str, object],
         names: dict[str, str] | None = None,
     ) -> bool:
-        # DynamoDB refuses an empty ExpressionAttributeNames: pass it only when there are names.
-        extra: dict[str, Any] = {"ExpressionAttributeNames": names} if names else {}
+        params: UpdateItemInputTypeDef = {
+            "TableName": self._table,
+            "Key": user_key(username),
+            "UpdateExpression": expr,
+            "ConditionExpression": "attribute_exists(pk)",
+            "ExpressionAttributeValues": {k: table.to_attr(v) for k, v in values.items()},
+        }
+        if names:  # DynamoDB refuses an empty ExpressionAttributeNames
+            params["ExpressionAttributeNames"] = names
         with aws.translate_faults("dynamodb"):
             try:
-                self._ddb.update_item(
-                    TableName=self._table,
-                    Key=user_key(username),
-                    UpdateExpression=expr,
-                    ConditionExpression="attribute_exists(pk)",
-                    ExpressionAttributeValues={k: table.to_attr(v) for k, v in values.items()},
-                    **extra,
-                )
+                self._ddb.update_item(**params)
             except self._ddb.exceptions.ConditionalCheckFailedException:
                 return False
         return True
@@ -155,7 +157,7 @@ class UserStore:
     ) -> bool:
         """Replace the profile claims (``None`` removes one); False for an unknown user."""
         sets, removes = ["#v = :v"], []
-        values: dict[str, Any] = {":v": email_verified}
+        values: dict[str, object] = {":v": email_verified}
         for ref, value in (("#e", email), ("#n", name)):
             if value is None:
                 removes.append(ref)
