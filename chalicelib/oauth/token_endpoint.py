@@ -18,6 +18,8 @@ sign-in or code), so that check and the issue cannot be told apart in time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.core import audit
@@ -47,12 +49,24 @@ from chalicelib.oauth.login import BAD_CREDENTIALS, LoginGuard, authenticate
 from chalicelib.tokens import access_tokens
 from chalicelib.tokens.keys import KeySetError, SigningKeyRing
 
-if TYPE_CHECKING:  # OpenID Connect (chalicelib.oauth.oidc) is loaded only where it is wired
+if TYPE_CHECKING:  # oidc and the key objects (PyJWT, cryptography) load only where they are used
     from chalicelib.oauth.oidc import IdTokens, SignIn
+    from chalicelib.tokens.key_objects import SigningKey
 
 log = logging.getLogger("tessera.token")
 
 CODE_INVALID = "the authorization code is invalid or expired"
+
+
+@contextmanager
+def _unusable_key_is_a_fault() -> Iterator[None]:
+    """A signing key the secret holds but that cannot be loaded or cannot sign (bad numbers,
+    wrong length) is a deployment fault like an unreadable set: 503 + Retry-After, never a 500
+    traceback."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:  # key_objects.InvalidKey is a ValueError
+        raise KeySetError("the current signing key is unusable") from exc
 
 
 class RefreshGrants(Protocol):
@@ -131,32 +145,36 @@ class TokenEndpoint:
         if not client.allows(grant_type):
             raise UnauthorizedClient("the client is not registered for this grant type")
         now = int(self._clock.now())
-        # Load the signing key before any grant writes: a key-store fault after a committed
-        # refresh-token write would answer 503 with the old token already rotated away.
-        try:
-            self._keys.current()
-        except (ValueError, TypeError) as exc:  # key_objects.InvalidKey is a ValueError
-            raise KeySetError("the current signing key is unusable") from exc
+        # The signing key, once per request and before any grant writes: a key-store fault after
+        # a committed refresh-token write would answer 503 with the old token already rotated
+        # away. The access token and the ID token of this answer are signed with this one key.
+        with _unusable_key_is_a_fault():
+            signer = self._keys.current()
         if grant_type == "client_credentials":
-            return self._client_credentials(client, form, now)
+            return self._client_credentials(client, form, now, signer)
         if grant_type == "password":
-            return self._password(client, form, request.source_ip, now)
+            return self._password(client, form, request.source_ip, now, signer)
         if grant_type == "authorization_code":
-            return self._authorization_code(client, form, now)
-        return self._refresh_token(client, form, now)
+            return self._authorization_code(client, form, now, signer)
+        return self._refresh_token(client, form, now, signer)
 
     # -- grants ----------------------------------------------------------------------------
 
     def _client_credentials(
-        self, client: Client, form: dict[str, str], now: int
+        self, client: Client, form: dict[str, str], now: int, signer: SigningKey
     ) -> dict[str, object]:
         if client.public:
             raise UnauthorizedClient("client_credentials requires a confidential client")
         scope = resolve_scope(client, form.get("scope"))
-        return self._respond(client, subject=client.client_id, scope=scope, now=now)
+        return self._respond(signer, client, subject=client.client_id, scope=scope, now=now)
 
     def _password(
-        self, client: Client, form: dict[str, str], source_ip: str | None, now: int
+        self,
+        client: Client,
+        form: dict[str, str],
+        source_ip: str | None,
+        now: int,
+        signer: SigningKey,
     ) -> dict[str, object]:
         if client.public:
             raise UnauthorizedClient("the password grant requires a confidential client")
@@ -183,10 +201,10 @@ class TokenEndpoint:
             refused=BAD_CREDENTIALS,
         )
         subject = self._subject(client, user.user_id)
-        return self._respond(client, subject=subject, scope=scope, now=now, refresh=grant)
+        return self._respond(signer, client, subject=subject, scope=scope, now=now, refresh=grant)
 
     def _authorization_code(
-        self, client: Client, form: dict[str, str], now: int
+        self, client: Client, form: dict[str, str], now: int, signer: SigningKey
     ) -> dict[str, object]:
         """RFC 6749 §4.1.3 with RFC 7636 §4.6: every mismatch is ``invalid_grant``."""
         assert self._codes is not None
@@ -237,10 +255,18 @@ class TokenEndpoint:
             auth_time=grant.auth_time,
         )
         return self._respond(
-            client, subject=subject, scope=grant.scope, now=now, refresh=issued, sign_in=sign_in
+            signer,
+            client,
+            subject=subject,
+            scope=grant.scope,
+            now=now,
+            refresh=issued,
+            sign_in=sign_in,
         )
 
-    def _refresh_token(self, client: Client, form: dict[str, str], now: int) -> dict[str, object]:
+    def _refresh_token(
+        self, client: Client, form: dict[str, str], now: int, signer: SigningKey
+    ) -> dict[str, object]:
         assert self._refresh is not None
         token = form.get("refresh_token")
         if token is None:
@@ -254,6 +280,7 @@ class TokenEndpoint:
         # and the client's retry (inside the retry window) gets the same successor back.
         sign_in = self._refreshed_sign_in(rotated)
         return self._respond(
+            signer,
             client,
             subject=self._subject(client, rotated.subject),
             scope=rotated.scope,
@@ -339,6 +366,7 @@ class TokenEndpoint:
 
     def _respond(
         self,
+        signer: SigningKey,
         client: Client,
         *,
         subject: str,
@@ -347,8 +375,7 @@ class TokenEndpoint:
         refresh: IssuedRefresh | None = None,
         sign_in: SignIn | None = None,
     ) -> dict[str, object]:
-        try:
-            signer = self._keys.current()
+        with _unusable_key_is_a_fault():
             token, claims = access_tokens.issue(
                 signer,
                 issuer=self._s.issuer,
@@ -363,10 +390,6 @@ class TokenEndpoint:
             id_token = None
             if sign_in is not None and self._id_tokens is not None:
                 id_token = self._id_tokens.issue(signer, client, sign_in, token, now)
-        except (ValueError, TypeError) as exc:
-            # A key the secret holds but that cannot sign (bad numbers, wrong length) is a
-            # deployment fault like an unreadable set: 503 + Retry-After, never a 500 traceback.
-            raise KeySetError("the current signing key is unusable") from exc
         body: dict[str, object] = {
             "access_token": token,
             "token_type": "Bearer",
