@@ -36,8 +36,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
+from chalicelib.core.config import Settings
 from chalicelib.core.errors import InvalidGrant
 from chalicelib.core.faults import BackendUnavailable
 from chalicelib.core.records import Counter, LoginRecords
@@ -256,9 +257,10 @@ class LoginGuard:
         return wide, pair
 
 
-def policy_from(settings: Any) -> Policy:
+def policy_from(settings: Settings) -> Policy:
+    """The stage's lockout settings, each at least 1."""
     return Policy(
-        threshold=max(1, int(settings.lockout_threshold)),
-        base_seconds=max(1, int(settings.lockout_base_seconds)),
-        max_seconds=max(1, int(settings.lockout_max_seconds)),
+        threshold=max(1, settings.lockout_threshold),
+        base_seconds=max(1, settings.lockout_base_seconds),
+        max_seconds=max(1, settings.lockout_max_seconds),
     )
