@@ -6,8 +6,9 @@ on ``chalicelib.store.aws``'s DynamoDB client against moto: conditional puts (``
 ``UserExists``, a pairwise salt two containers make at once), a condition failure that returns the
 old item (a re-used authorization code names its family), a cancelled transaction read through its
 ``CancellationReasons`` (rotation of a revoked family, of a disabled user's token; a grant started
-for a user who may no longer receive it; a login success raced by a counted guess), and an invalid
-request, which is a fault.
+for a user who may no longer receive it; a login success raced by a counted guess), a batch read
+answered with ``UnprocessedKeys`` (asked again with growing pauses, a fault after three rounds), and
+an invalid request, which is a fault.
 """
 
 from __future__ import annotations
@@ -236,3 +237,67 @@ def test_racing_makers_of_a_pairwise_salt_agree_on_one(ddb: Any) -> None:
     assert len(winner[0]) == 32
     assert got == winner[0]
     assert SectorSalts(ddb, TABLE).salt(sector) == got
+
+
+def _unprocessed_batches(ddb: Any, keys: list[Any], rounds: int) -> list[int]:
+    """The next ``rounds`` BatchGetItem calls are throttled the way DynamoDB throttles them: a 200
+    answer that reads nothing and hands every key back as ``UnprocessedKeys``. Later calls reach
+    moto. Returns a one-element list counting the calls."""
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
+
+    calls = [0]
+    parsed = {
+        "Responses": {},
+        "UnprocessedKeys": {TABLE: {"Keys": keys, "ConsistentRead": True}},
+        "ResponseMetadata": {"HTTPStatusCode": 200},
+    }
+
+    def handler(**_: Any) -> Any:  # a before-call handler's (response, parsed) replaces the call
+        calls[0] += 1
+        if calls[0] > rounds:
+            return None
+        return AWSResponse("https://dynamodb.invalid", 200, HTTPHeaders(), None), parsed
+
+    ddb.meta.events.register("before-call.dynamodb.BatchGetItem", handler, unique_id="unproc")
+    return calls
+
+
+def test_a_throttled_batch_read_is_asked_again_with_growing_pauses_then_read(
+    ddb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """UnprocessedKeys (DynamoDB's throttling answer to BatchGetItem) are asked again after a
+    pause that doubles, and the read then answers as if nothing happened: a deny-listed token is
+    still refused."""
+    from chalicelib.store import table
+    from chalicelib.store.grant_store import family_key, jti_key
+
+    pauses: list[float] = []
+    monkeypatch.setattr(table.time, "sleep", pauses.append)
+    grants, jti, sid = GrantStore(ddb, TABLE), "jti-" + _id(), "fam-" + _id()
+    grants.deny_jti(jti, NOW + 60, "c", NOW)
+    calls = _unprocessed_batches(ddb, [jti_key(jti), family_key(sid)], rounds=2)
+    try:
+        assert grants.is_revoked(jti, sid) is True
+    finally:
+        ddb.meta.events.unregister("before-call.dynamodb.BatchGetItem", unique_id="unproc")
+    assert calls[0] == 3
+    assert pauses == [0.05, 0.1]
+
+
+def test_a_batch_read_throttled_every_time_is_a_fault_after_three_rounds(
+    ddb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bounded: three rounds of UnprocessedKeys, then ``BackendUnavailable`` (503 to the caller),
+    never an answer made from a partial read."""
+    from chalicelib.store import table
+    from chalicelib.store.grant_store import family_key, jti_key
+
+    monkeypatch.setattr(table.time, "sleep", lambda _: None)
+    jti, sid = "jti-" + _id(), "fam-" + _id()
+    calls = _unprocessed_batches(ddb, [jti_key(jti), family_key(sid)], rounds=10)
+    try:
+        with pytest.raises(BackendUnavailable):
+            GrantStore(ddb, TABLE).is_revoked(jti, sid)
+    finally:
+        ddb.meta.events.unregister("before-call.dynamodb.BatchGetItem", unique_id="unproc")
+    assert calls[0] == table.BATCH_TRIES == 3
