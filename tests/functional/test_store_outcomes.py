@@ -14,6 +14,7 @@ an invalid request, which is a fault.
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 import pytest
@@ -268,11 +269,10 @@ def test_a_throttled_batch_read_is_asked_again_with_growing_pauses_then_read(
     """UnprocessedKeys (DynamoDB's throttling answer to BatchGetItem) are asked again after a
     pause that doubles, and the read then answers as if nothing happened: a deny-listed token is
     still refused."""
-    from chalicelib.store import table
     from chalicelib.store.grant_store import family_key, jti_key
 
     pauses: list[float] = []
-    monkeypatch.setattr(table.time, "sleep", pauses.append)
+    monkeypatch.setattr(time, "sleep", pauses.append)  # the pauses, not their wait
     grants, jti, sid = GrantStore(ddb, TABLE), "jti-" + _id(), "fam-" + _id()
     grants.deny_jti(jti, NOW + 60, "c", NOW)
     calls = _unprocessed_batches(ddb, [jti_key(jti), family_key(sid)], rounds=2)
@@ -292,7 +292,7 @@ def test_a_batch_read_throttled_every_time_is_a_fault_after_three_rounds(
     from chalicelib.store import table
     from chalicelib.store.grant_store import family_key, jti_key
 
-    monkeypatch.setattr(table.time, "sleep", lambda _: None)
+    monkeypatch.setattr(time, "sleep", lambda _: None)
     jti, sid = "jti-" + _id(), "fam-" + _id()
     calls = _unprocessed_batches(ddb, [jti_key(jti), family_key(sid)], rounds=10)
     try:
