@@ -6,7 +6,7 @@ cannot tell them apart, in body or in timing (the Argon2id check always runs, on
 needed).
 
 ``signed_in`` is the other half: a hosted page's session is used only while its user may still
-receive things (``users.may_receive``), so disabling or deleting a user ends their sessions.
+receive things (``records.may_receive``), so disabling or deleting a user ends their sessions.
 """
 
 from __future__ import annotations
