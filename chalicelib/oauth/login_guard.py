@@ -134,7 +134,9 @@ class Counter(NamedTuple):
             return cls()
         v = table.from_item(item)
         counter = cls(
-            int(v.get("failures", 0)), int(v.get("last_failure", 0)), int(v.get(table.TTL, 0))
+            table.number(v, "failures", 0),
+            table.number(v, "last_failure", 0),
+            table.number(v, table.TTL, 0),
         )
         return counter if counter.expires > now else cls()
 
@@ -395,7 +397,7 @@ class LoginGuard:
                         )
                     except self._ddb.exceptions.ConditionalCheckFailedException:
                         continue
-                return int(table.from_item(resp["Attributes"]).get("failures", 0))
+                return table.number(table.from_item(resp["Attributes"]), "failures", 0)
         raise BackendUnavailable("dynamodb", "login counter contention")
 
 

@@ -122,19 +122,21 @@ class CodeStore:
                 old = _old_item(exc)
                 if not old:
                     return None
-                raise CodeAlreadyUsed(table.from_item(old).get("family_id")) from exc
+                raise CodeAlreadyUsed(
+                    table.optional_text(table.from_item(old), "family_id")
+                ) from exc
         v = table.from_item(resp["Attributes"])
-        if int(v["expires_at"]) <= now:
+        if table.number(v, "expires_at") <= now:
             return None
         return CodeGrant(
-            client_id=v["client_id"],
-            redirect_uri=v["redirect_uri"],
-            code_challenge=v["code_challenge"],
-            user_id=v["user_id"],
-            username=v["username"],
-            scope=v["scope"],
-            expires_at=int(v["expires_at"]),
-            user_epoch=int(v.get("user_epoch", 0)),
+            client_id=table.text(v, "client_id"),
+            redirect_uri=table.text(v, "redirect_uri"),
+            code_challenge=table.text(v, "code_challenge"),
+            user_id=table.text(v, "user_id"),
+            username=table.text(v, "username"),
+            scope=table.text(v, "scope"),
+            expires_at=table.number(v, "expires_at"),
+            user_epoch=table.number(v, "user_epoch", 0),
             nonce=str(v.get("nonce") or ""),
-            auth_time=int(v.get("auth_time", 0)),
+            auth_time=table.number(v, "auth_time", 0),
         )
