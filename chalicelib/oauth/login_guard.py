@@ -42,6 +42,7 @@ from chalicelib.core.errors import InvalidGrant
 from chalicelib.core.faults import BackendUnavailable
 from chalicelib.oauth.login import Attempt
 from chalicelib.store import aws, table
+from chalicelib.store.fields import number
 from chalicelib.store.users import user_from_item, user_key
 from chalicelib.tokens import passwords
 
@@ -134,9 +135,7 @@ class Counter(NamedTuple):
             return cls()
         v = table.from_item(item)
         counter = cls(
-            table.number(v, "failures", 0),
-            table.number(v, "last_failure", 0),
-            table.number(v, table.TTL, 0),
+            number(v, "failures", 0), number(v, "last_failure", 0), number(v, table.TTL, 0)
         )
         return counter if counter.expires > now else cls()
 
@@ -397,7 +396,7 @@ class LoginGuard:
                         )
                     except self._ddb.exceptions.ConditionalCheckFailedException:
                         continue
-                return table.number(table.from_item(resp["Attributes"]), "failures", 0)
+                return number(table.from_item(resp["Attributes"]), "failures", 0)
         raise BackendUnavailable("dynamodb", "login counter contention")
 
 

@@ -81,31 +81,6 @@ def from_item(item: Mapping[str, AttributeValueTypeDef]) -> dict[str, object]:
     return {k: from_attr(v) for k, v in item.items()}
 
 
-# Reading ``from_item``'s values as what this code stored there: a missing attribute without a
-# default is a KeyError, one of another type a TypeError (a record this code did not write).
-
-
-def text(values: Mapping[str, object], name: str) -> str:
-    value = values[name]
-    if not isinstance(value, str):
-        raise TypeError(f"{name} is not a string")
-    return value
-
-
-def optional_text(values: Mapping[str, object], name: str) -> str | None:
-    value = values.get(name)
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{name} is not a string")
-    return value
-
-
-def number(values: Mapping[str, object], name: str, default: int | None = None) -> int:
-    value = values[name] if default is None else values.get(name, default)
-    if not isinstance(value, int | float):
-        raise TypeError(f"{name} is not a number")
-    return int(value)
-
-
 def put_new(ddb: DynamoDBClient, table_name: str, item: Item) -> bool:
     """Write ``item`` unless an item with its key exists: True if written, False if one was there.
     Every other failure is a fault (``BackendUnavailable``). Creating records is one conditional
