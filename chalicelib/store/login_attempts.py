@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from chalicelib.core.faults import BackendUnavailable
 from chalicelib.core.records import Counter, LoginRecords
 from chalicelib.store import aws, table
+from chalicelib.store.fields import number
 from chalicelib.store.users import user_from_item, user_key
 
 if TYPE_CHECKING:
@@ -61,11 +62,11 @@ def _ref(item: table.Item) -> tuple[str, str]:
 def _counter(item: table.Item | None, now: int) -> Counter:
     if not item:
         return Counter()
-    failures, last, ttl = (
-        int(item[name]["N"]) if "N" in item.get(name, {}) else 0
-        for name in ("failures", "last_failure", table.TTL)
+    v = table.from_item(item)
+    counter = Counter(
+        number(v, "failures", 0), number(v, "last_failure", 0), number(v, table.TTL, 0)
     )
-    return Counter(failures, last, ttl) if ttl > now else Counter()
+    return counter if counter.expires > now else Counter()
 
 
 class LoginAttempts:
@@ -219,6 +220,5 @@ class LoginAttempts:
                         )
                     except self._ddb.exceptions.ConditionalCheckFailedException:
                         continue
-                failures = resp["Attributes"].get("failures", {})
-                return int(failures["N"]) if "N" in failures else 0
+                return number(table.from_item(resp["Attributes"]), "failures", 0)
         raise BackendUnavailable("dynamodb", "login counter contention")
