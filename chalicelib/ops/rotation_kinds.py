@@ -4,18 +4,17 @@ write; the plan (``chalicelib.ops.rotation_plan``) is the same for both."""
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.ops.rotation_plan import Entry, RotationError, Timing
 from chalicelib.tokens import key_objects
-from chalicelib.tokens.keys import STATES, KeySetError, new_kid
+from chalicelib.tokens.keys import KeySetError, new_kid, parse_key_set
 
-_PROBE = {"probe": "rotation testSecret"}  # what testSecret signs to match a key pair
+_PROBE: dict[str, object] = {"probe": "rotation testSecret"}  # what testSecret signs to match a key pair
 
 # --- the two kinds of secret --------------------------------------------------------------
 
@@ -34,25 +33,12 @@ class Kind:
     staged: bool = True  # uses the ``next`` state (keys); the pepper does not
 
 
-def _stamps(item: dict[str, Any]) -> tuple[int | None, int | None]:
-    pub, dem = item.get("published"), item.get("demoted")
-    return (int(pub) if pub is not None else None, int(dem) if dem is not None else None)
-
-
 def parse_keys(raw: str) -> list[Entry]:
-    try:
-        out = []
-        for item in json.loads(raw)["keys"]:
-            if item["state"] not in STATES:
-                raise KeySetError("unknown key state")
-            jwk = dict(item["jwk"])
-            published, demoted = _stamps(item)
-            out.append(
-                Entry(str(jwk["kid"]), item["state"], int(item["created"]), jwk, published, demoted)
-            )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise KeySetError("malformed key set") from exc
-    return out
+    """A key set (private or public) through the token API's own parser: what the rotation reads
+    is exactly what the token API and the authorizer accept."""
+    return [
+        Entry(e.kid, e.state, e.created, e.jwk, e.published, e.demoted) for e in parse_key_set(raw)
+    ]
 
 
 def dump_private_keys(entries: list[Entry]) -> str:
@@ -77,7 +63,7 @@ def dump_public_keys(entries: list[Entry]) -> str:
     return json.dumps({"keys": items}, sort_keys=True)
 
 
-def _public_jwk(private_jwk: dict[str, Any]) -> dict[str, str]:
+def _public_jwk(private_jwk: Mapping[str, object]) -> dict[str, str]:
     return key_objects.load_signing_key(private_jwk).verifying_key().public_jwk()
 
 
@@ -105,23 +91,13 @@ def _check_keys(pending: list[Entry], published: dict[str, Entry]) -> None:
 
 
 def parse_peppers(raw: str) -> list[Entry]:
-    from chalicelib.tokens.peppers import STATES as PEPPER_STATES
+    """The pepper set through the refresh-token code's own parser (``parse_pepper_set``)."""
+    from chalicelib.tokens.peppers import encode_secret, parse_pepper_set
 
-    try:
-        out = []
-        for item in json.loads(raw)["peppers"]:
-            if item["state"] not in PEPPER_STATES:
-                raise KeySetError("unknown pepper state")
-            published, demoted = _stamps(item)
-            body = {"secret": str(item["secret"])}
-            out.append(
-                Entry(
-                    str(item["id"]), item["state"], int(item["created"]), body, published, demoted
-                )
-            )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise KeySetError("malformed pepper set") from exc
-    return out
+    return [
+        Entry(p.id, p.state, p.created, {"secret": encode_secret(p.secret)}, p.published, p.demoted)
+        for p in parse_pepper_set(raw)
+    ]
 
 
 def dump_peppers(entries: list[Entry]) -> str:
@@ -142,10 +118,10 @@ def dump_peppers(entries: list[Entry]) -> str:
 
 
 def _make_pepper(state: str, now: int) -> Entry:
-    from chalicelib.tokens.peppers import PEPPER_BYTES
+    from chalicelib.tokens.peppers import PEPPER_BYTES, encode_secret
 
-    secret = base64.urlsafe_b64encode(secrets.token_bytes(PEPPER_BYTES)).rstrip(b"=")
-    return Entry(secrets.token_hex(4), state, now, {"secret": secret.decode("ascii")})
+    secret = encode_secret(secrets.token_bytes(PEPPER_BYTES))
+    return Entry(secrets.token_hex(4), state, now, {"secret": secret})
 
 
 def _check_peppers(pending: list[Entry], published: dict[str, Entry]) -> None:

@@ -4,7 +4,7 @@ plan of one rotation (what to create, promote, demote, retire). Its runner is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -77,7 +77,7 @@ class Entry:
     id: str
     state: str
     created: int
-    body: dict[str, Any] = field(compare=False)
+    body: Mapping[str, object] = field(compare=False)  # a JWK, or the pepper's secret
     published: int | None = None
     demoted: int | None = None
 

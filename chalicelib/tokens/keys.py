@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, NamedTuple
 
 from chalicelib.core import telemetry
 from chalicelib.core.clock import Clock
@@ -48,23 +48,55 @@ class KeyEntry(NamedTuple):
     alg: str
     state: str
     created: int
-    jwk: dict[str, Any]
+    jwk: Mapping[str, object]
+    # The public set's stamps (chalicelib.ops.rotation): when verifiers could first see the key,
+    # and when it stopped signing. The private set has none; ``dump_key_set`` never writes them.
+    published: int | None = None
+    demoted: int | None = None
 
 
 def parse_key_set(raw: str) -> list[KeyEntry]:
+    """A key set (private or public) as stored; the one parser for the token API, the authorizer
+    and the rotation function. Anything malformed is a ``KeySetError``: no key is ever skipped."""
     try:
-        doc = json.loads(raw)
-        entries = []
-        for item in doc["keys"]:
-            jwk = item["jwk"]
-            if item["state"] not in STATES:
-                raise KeySetError("unknown key state")
-            entries.append(
-                KeyEntry(str(jwk["kid"]), str(jwk["alg"]), item["state"], int(item["created"]), jwk)
-            )
-    except (KeyError, TypeError, ValueError) as exc:
+        doc: object = json.loads(raw)
+        items = doc["keys"] if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            raise KeySetError("no key list")
+        return [_key_entry(item) for item in items]
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise KeySetError("malformed key set") from exc
-    return entries
+
+
+def _key_entry(item: object) -> KeyEntry:
+    if not isinstance(item, dict) or not isinstance(item["jwk"], dict):
+        raise KeySetError("a key is not an object")
+    jwk: dict[str, object] = dict(item["jwk"])
+    state = item["state"]
+    if not isinstance(state, str) or state not in STATES:
+        raise KeySetError("unknown key state")
+    return KeyEntry(
+        str(jwk["kid"]),
+        str(jwk["alg"]),
+        state,
+        number(item["created"]),
+        jwk,
+        stamp(item, "published"),
+        stamp(item, "demoted"),
+    )
+
+
+def number(value: object) -> int:
+    """An integer member of a stored set (``int()``'s rules); anything else is a ``TypeError``."""
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise TypeError("not a number")
+
+
+def stamp(item: dict[str, object], name: str) -> int | None:
+    """An optional time stamp of a set's entry (``published``, ``demoted``)."""
+    value = item.get(name)
+    return None if value is None else number(value)
 
 
 def dump_key_set(entries: list[KeyEntry]) -> str:

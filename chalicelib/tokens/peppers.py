@@ -11,10 +11,9 @@ Exactly one pepper is ``current``: new refresh tokens are hashed (and successors
 (``tessera_rt_<pepper id>_<random>``), so a lookup is one ``GetItem`` whatever the set holds; a
 token whose pepper has left the set can no longer be found, i.e. it is invalid.
 
-This module parses and caches the set for the API. The rotation function
-(``chalicelib.ops.rotation``)
-reads and writes it with its own code, which keeps the rotation stamps, and checks every set it
-would write with ``parse_pepper_set``.
+This module parses and caches the set for the API; the rotation function
+(``chalicelib.ops.rotation``) reads the set with the same parser (``parse_pepper_set``, which also
+reads its ``published``/``demoted`` stamps) and writes it with its own code, which keeps them.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import re
 import secrets
 from typing import NamedTuple
 
-from chalicelib.tokens.keys import CachedSecret, KeySetError
+from chalicelib.tokens.keys import CachedSecret, KeySetError, number, stamp
 
 STATES = ("current", "previous")
 PEPPER_BYTES = 32
@@ -42,6 +41,9 @@ class Pepper(NamedTuple):
     secret: bytes
     state: str
     created: int
+    # When readers could first see it, and when it stopped hashing (chalicelib.ops.rotation).
+    published: int | None = None
+    demoted: int | None = None
 
     def __repr__(self) -> str:  # never the secret
         return f"Pepper(id={self.id!r}, state={self.state!r}, created={self.created!r})"
@@ -51,7 +53,7 @@ def valid_id(pepper_id: str) -> bool:
     return _ID.fullmatch(pepper_id) is not None
 
 
-def _b64(data: bytes) -> str:
+def encode_secret(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
@@ -60,31 +62,46 @@ def _unb64(text: str) -> bytes:
 
 
 def parse_pepper_set(raw: str) -> list[Pepper]:
+    """The pepper set as stored; the one parser for the API and the rotation function. Anything
+    malformed is a ``PepperSetError``: no pepper is ever skipped."""
     try:
-        doc = json.loads(raw)
-        out = []
-        for item in doc["peppers"]:
-            pepper = Pepper(
-                id=str(item["id"]),
-                secret=_unb64(str(item["secret"])),
-                state=str(item["state"]),
-                created=int(item["created"]),
-            )
-            if pepper.state not in STATES or not valid_id(pepper.id):
-                raise PepperSetError("bad pepper state or id")
-            if len(pepper.secret) < PEPPER_BYTES:
-                raise PepperSetError("pepper too short")
-            out.append(pepper)
-    except (KeyError, TypeError, ValueError) as exc:
+        doc: object = json.loads(raw)
+        items = doc["peppers"] if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            raise PepperSetError("no pepper list")
+        return [_pepper(item) for item in items]
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise PepperSetError("malformed pepper set") from exc
-    return out
+
+
+def _pepper(item: object) -> Pepper:
+    if not isinstance(item, dict):
+        raise PepperSetError("a pepper is not an object")
+    pepper = Pepper(
+        id=str(item["id"]),
+        secret=_unb64(str(item["secret"])),
+        state=str(item["state"]),
+        created=number(item["created"]),
+        published=stamp(item, "published"),
+        demoted=stamp(item, "demoted"),
+    )
+    if pepper.state not in STATES or not valid_id(pepper.id):
+        raise PepperSetError("bad pepper state or id")
+    if len(pepper.secret) < PEPPER_BYTES:
+        raise PepperSetError("pepper too short")
+    return pepper
 
 
 def dump_pepper_set(peppers: list[Pepper]) -> str:
     return json.dumps(
         {
             "peppers": [
-                {"id": p.id, "secret": _b64(p.secret), "state": p.state, "created": p.created}
+                {
+                    "id": p.id,
+                    "secret": encode_secret(p.secret),
+                    "state": p.state,
+                    "created": p.created,
+                }
                 for p in peppers
             ]
         },
