@@ -188,83 +188,104 @@ class CachedSecret:
         raise fault
 
 
+class ParsedSecret[T]:
+    """A cached secret's parsed form, built once per version of the secret.
+
+    What every key ring shares: the value comes from the ``CachedSecret`` (with its TTL, stale-max
+    and back-off); ``parse`` runs only when that value changed. A version that does not parse
+    raises from ``parse`` (the caller fails closed) and is not remembered, so every read tries it
+    again until a good version replaces it; the last good form is never served for a bad one.
+    """
+
+    def __init__(self, secret: CachedSecret, parse: Callable[[str], T]) -> None:
+        self._secret = secret
+        self._parse = parse
+        self._loaded: tuple[int, T] | None = None
+
+    def get(self) -> T:
+        raw = self._secret.get()
+        version = self._secret.version
+        loaded = self._loaded
+        if loaded is not None and loaded[0] == version:
+            return loaded[1]
+        parsed = self._parse(raw)
+        self._loaded = (version, parsed)
+        return parsed
+
+    def find[R](self, lookup: Callable[[T], R | None]) -> R | None:
+        """``lookup`` in the parsed form; if it finds nothing, one rate-limited re-read of the
+        secret (another container may already use an entry this one has not seen) and again."""
+        found = lookup(self.get())
+        if found is None and self._secret.force_refresh():
+            found = lookup(self.get())
+        return found
+
+
+class _SigningKeys(NamedTuple):
+    current: SigningKey
+    verifiers: dict[str, VerifyingKey]
+    jwks: list[dict[str, str]]
+
+
+def _signing_keys(raw: str) -> _SigningKeys:
+    entries = parse_key_set(raw)
+    current = [e for e in entries if e.state == "current"]
+    if len(current) != 1:
+        raise KeySetError("key set needs exactly one current key")
+    from chalicelib.tokens.key_objects import load_signing_key
+
+    signers = {e.kid: load_signing_key(e.jwk) for e in entries}
+    verifiers = {kid: s.verifying_key() for kid, s in signers.items()}
+    jwks = [verifiers[e.kid].public_jwk() for e in entries]
+    return _SigningKeys(signers[current[0].kid], verifiers, jwks)
+
+
 class SigningKeyRing:
     """The token API's view: the signing key and the verifying keys, loaded once per version."""
 
     def __init__(self, secret: CachedSecret) -> None:
-        self._secret = secret
-        self._version = -1
-        self._current: SigningKey | None = None
-        self._verifiers: dict[str, VerifyingKey] = {}
-        self._jwks: list[dict[str, str]] = []
-
-    def _load(self) -> None:
-        raw = self._secret.get()
-        if self._secret.version == self._version:
-            return
-        entries = parse_key_set(raw)
-        current = [e for e in entries if e.state == "current"]
-        if len(current) != 1:
-            raise KeySetError("key set needs exactly one current key")
-        from chalicelib.tokens.key_objects import load_signing_key
-
-        signers = {e.kid: load_signing_key(e.jwk) for e in entries}
-        self._current = signers[current[0].kid]
-        self._verifiers = {kid: s.verifying_key() for kid, s in signers.items()}
-        self._jwks = [self._verifiers[e.kid].public_jwk() for e in entries]
-        self._version = self._secret.version
+        self._keys = ParsedSecret(secret, _signing_keys)
 
     def current(self) -> SigningKey:
-        self._load()
-        assert self._current is not None
-        return self._current
+        return self._keys.get().current
 
     def verifier(self, kid: str) -> VerifyingKey | None:
-        self._load()
-        return self._verifiers.get(kid)
+        return self._keys.get().verifiers.get(kid)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
-        self._load()
-        return {"keys": list(self._jwks)}
+        return {"keys": list(self._keys.get().jwks)}
+
+
+class _VerifyingKeys(NamedTuple):
+    verifiers: dict[str, VerifyingKey]
+    jwks: list[dict[str, str]]
+
+
+def _verifying_keys(raw: str) -> _VerifyingKeys:
+    entries = parse_key_set(raw)
+    from chalicelib.tokens.key_objects import InvalidKey, load_verifying_key
+
+    try:
+        verifiers = {e.kid: load_verifying_key(e.jwk) for e in entries}
+    except InvalidKey as exc:
+        # A stored key that cannot be loaded is a deployment fault: fail closed (503).
+        raise KeySetError("public key set holds an unusable key") from exc
+    return _VerifyingKeys(verifiers, [verifiers[e.kid].public_jwk() for e in entries])
 
 
 class VerifyingKeyRing:
     """The authorizer's view: public keys only, with a rate-limited re-read for unknown kids."""
 
     def __init__(self, secret: CachedSecret) -> None:
-        self._secret = secret
-        self._version = -1
-        self._verifiers: dict[str, VerifyingKey] = {}
-        self._jwks: list[dict[str, str]] = []
-
-    def _load(self) -> None:
-        raw = self._secret.get()
-        if self._secret.version == self._version:
-            return
-        entries = parse_key_set(raw)
-        from chalicelib.tokens.key_objects import InvalidKey, load_verifying_key
-
-        try:
-            self._verifiers = {e.kid: load_verifying_key(e.jwk) for e in entries}
-        except InvalidKey as exc:
-            # A stored key that cannot be loaded is a deployment fault: fail closed (503).
-            raise KeySetError("public key set holds an unusable key") from exc
-        self._jwks = [self._verifiers[e.kid].public_jwk() for e in entries]
-        self._version = self._secret.version
+        self._keys = ParsedSecret(secret, _verifying_keys)
 
     def verifier(self, kid: str) -> VerifyingKey | None:
-        self._load()
-        found = self._verifiers.get(kid)
-        if found is None and self._secret.force_refresh():
-            self._load()
-            found = self._verifiers.get(kid)
-        return found
+        return self._keys.find(lambda keys: keys.verifiers.get(kid))
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The published set (next, current, previous): what the JWKS endpoint serves, so
         outside verifiers and the authorizer trust the same keys from the same instant."""
-        self._load()
-        return {"keys": list(self._jwks)}
+        return {"keys": list(self._keys.get().jwks)}
 
 
 def new_kid(now: int) -> str:

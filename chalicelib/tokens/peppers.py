@@ -24,7 +24,7 @@ import re
 import secrets
 from typing import NamedTuple
 
-from chalicelib.tokens.keys import CachedSecret, KeySetError, number, stamp
+from chalicelib.tokens.keys import CachedSecret, KeySetError, ParsedSecret, number, stamp
 
 STATES = ("current", "previous")
 PEPPER_BYTES = 32
@@ -118,45 +118,36 @@ def bootstrap_pepper_set(now: int) -> str:
     return dump_pepper_set([new_pepper(now)])
 
 
+class _Peppers(NamedTuple):
+    current: Pepper
+    by_id: dict[str, Pepper]
+
+
+def _peppers(raw: str) -> _Peppers:
+    peppers = parse_pepper_set(raw)
+    current = [p for p in peppers if p.state == "current"]
+    if len(current) != 1:
+        raise PepperSetError("the pepper set needs exactly one current pepper")
+    return _Peppers(current[0], {p.id: p for p in peppers})
+
+
 class PepperRing:
     """The pepper set of this container, re-parsed only when the cached secret changes."""
 
     def __init__(self, secret: CachedSecret) -> None:
-        self._secret = secret
-        self._version = -1
-        self._by_id: dict[str, Pepper] = {}
-        self._current: Pepper | None = None
-
-    def _load(self) -> None:
-        raw = self._secret.get()
-        if self._secret.version == self._version:
-            return
-        peppers = parse_pepper_set(raw)
-        current = [p for p in peppers if p.state == "current"]
-        if len(current) != 1:
-            raise PepperSetError("the pepper set needs exactly one current pepper")
-        self._by_id = {p.id: p for p in peppers}
-        self._current = current[0]
-        self._version = self._secret.version
+        self._peppers = ParsedSecret(secret, _peppers)
 
     def current(self) -> Pepper:
-        self._load()
-        assert self._current is not None
-        return self._current
+        return self._peppers.get().current
 
     def get(self, pepper_id: str) -> Pepper | None:
         """The pepper with this id. An unknown id may force one rate-limited re-read: another
         container may already hash with a pepper this one has not seen yet."""
         if not valid_id(pepper_id):
             return None
-        self._load()
-        found = self._by_id.get(pepper_id)
-        if found is None and self._secret.force_refresh():
-            self._load()
-            found = self._by_id.get(pepper_id)
-        return found
+        return self._peppers.find(lambda peppers: peppers.by_id.get(pepper_id))
 
     def all(self) -> list[Pepper]:
         """Every known pepper, the current one first (for signing, then verifying)."""
-        current = self.current()
-        return [current, *(p for p in self._by_id.values() if p.id != current.id)]
+        peppers = self._peppers.get()
+        return [peppers.current, *(p for p in peppers.by_id.values() if p.id != peppers.current.id)]
