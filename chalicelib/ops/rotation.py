@@ -73,8 +73,6 @@ log = logging.getLogger("tessera.rotation")
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 PENDING, CURRENT = "AWSPENDING", "AWSCURRENT"
-_STAGING = "TESSERA_STAGING"  # a revocation's new version, for the instant before it is current
-# "Not in the set verifiers read": an entry with this stamp is never old enough to be used.
 
 
 # --- Secrets Manager orchestration --------------------------------------------------------
@@ -303,27 +301,9 @@ class Rotator:
         return new
 
     def _replace_current(self, value: str) -> None:
-        """A new AWSCURRENT version, moved there explicitly like finishSecret does.
-
-        A plain ``put_secret_value`` would do in AWS, but moto (the local stack and the tests)
-        loses track of AWSCURRENT after a label move and would leave two versions labelled current.
-        """
-        token = str(uuid.uuid4())
-        current = next((v for v, st in self.versions().items() if CURRENT in st), None)
+        """A new AWSCURRENT version (Secrets Manager moves AWSPREVIOUS to the old one)."""
         with aws.translate_faults("secretsmanager"):
-            self._sm.put_secret_value(
-                SecretId=self.secret_id,
-                ClientRequestToken=token,
-                SecretString=value,
-                VersionStages=[_STAGING],
-            )
-            kwargs = {"SecretId": self.secret_id, "VersionStage": CURRENT, "MoveToVersionId": token}
-            if current is not None:
-                kwargs["RemoveFromVersionId"] = current
-            self._sm.update_secret_version_stage(**kwargs)
-            self._sm.update_secret_version_stage(
-                SecretId=self.secret_id, VersionStage=_STAGING, RemoveFromVersionId=token
-            )
+            self._sm.put_secret_value(SecretId=self.secret_id, SecretString=value)
 
 
 # --- Lambda entry point -------------------------------------------------------------------

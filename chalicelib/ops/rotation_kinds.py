@@ -14,7 +14,8 @@ from chalicelib.ops.rotation_plan import Entry, RotationError, Timing
 from chalicelib.tokens import key_objects
 from chalicelib.tokens.keys import KeySetError, new_kid, parse_key_set
 
-_PROBE: dict[str, object] = {"probe": "rotation testSecret"}  # what testSecret signs to match a key pair
+# What testSecret signs to match a key pair.
+_PROBE: dict[str, object] = {"probe": "rotation testSecret"}
 
 # --- the two kinds of secret --------------------------------------------------------------
 
