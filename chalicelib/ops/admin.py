@@ -19,7 +19,6 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from chalicelib.core.config import local_state_path
 from chalicelib.core.faults import BackendUnavailable
@@ -124,7 +123,7 @@ def read_password(prompt_twice: bool) -> str:
 # --- command line -------------------------------------------------------------------------
 
 
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+def _emit(args: argparse.Namespace, data: object, text: str) -> None:
     print(json.dumps(data, indent=2) if getattr(args, "json", False) else text)
 
 

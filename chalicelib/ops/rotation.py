@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from chalicelib.core import audit
 from chalicelib.core.clock import Clock
@@ -67,6 +68,8 @@ from chalicelib.store import aws
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
+
+    from chalicelib.core.config import Settings
 
 
 log = logging.getLogger("tessera.rotation")
@@ -309,7 +312,9 @@ class Rotator:
 # --- Lambda entry point -------------------------------------------------------------------
 
 
-def rotator_for(secret_id: str, sm: SecretsManagerClient, clock: Clock, settings: Any) -> Rotator:
+def rotator_for(
+    secret_id: str, sm: SecretsManagerClient, clock: Clock, settings: Settings
+) -> Rotator:
     """The rotator for a secret named in a rotation event (its ARN or name)."""
     with aws.translate_faults("secretsmanager"):
         name = str(sm.describe_secret(SecretId=secret_id)["Name"])
@@ -327,7 +332,7 @@ def rotator_for(secret_id: str, sm: SecretsManagerClient, clock: Clock, settings
 
 
 def handle_event(
-    event: dict[str, Any], sm: SecretsManagerClient, clock: Clock, settings: Any
+    event: Mapping[str, object], sm: SecretsManagerClient, clock: Clock, settings: Settings
 ) -> None:
     """Secrets Manager's rotation event: {SecretId, ClientRequestToken, Step}."""
     try:

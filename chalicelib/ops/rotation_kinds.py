@@ -8,11 +8,14 @@ import json
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chalicelib.ops.rotation_plan import Entry, RotationError, Timing
 from chalicelib.tokens import key_objects
 from chalicelib.tokens.keys import KeySetError, new_kid, parse_key_set
+
+if TYPE_CHECKING:
+    from chalicelib.core.config import Settings
 
 # What testSecret signs to match a key pair.
 _PROBE: dict[str, object] = {"probe": "rotation testSecret"}
@@ -55,13 +58,17 @@ def dump_public_keys(entries: list[Entry]) -> str:
     items = []
     for e in entries:
         jwk = e.body if "d" not in e.body else _public_jwk(e.body)
-        item: dict[str, Any] = {"state": e.state, "created": e.created, "jwk": jwk}
-        if e.published is not None:
-            item["published"] = e.published
-        if e.demoted is not None:
-            item["demoted"] = e.demoted
-        items.append(item)
+        items.append(_stamped({"state": e.state, "created": e.created, "jwk": jwk}, e))
     return json.dumps({"keys": items}, sort_keys=True)
+
+
+def _stamped(item: dict[str, object], e: Entry) -> dict[str, object]:
+    """A set's item with the entry's stamps, where it has them."""
+    if e.published is not None:
+        item["published"] = e.published
+    if e.demoted is not None:
+        item["demoted"] = e.demoted
+    return item
 
 
 def _public_jwk(private_jwk: Mapping[str, object]) -> dict[str, str]:
@@ -102,19 +109,12 @@ def parse_peppers(raw: str) -> list[Entry]:
 
 
 def dump_peppers(entries: list[Entry]) -> str:
-    items = []
-    for e in entries:
-        item: dict[str, Any] = {
-            "id": e.id,
-            "secret": e.body["secret"],
-            "state": e.state,
-            "created": e.created,
-        }
-        if e.published is not None:
-            item["published"] = e.published
-        if e.demoted is not None:
-            item["demoted"] = e.demoted
-        items.append(item)
+    items = [
+        _stamped(
+            {"id": e.id, "secret": e.body["secret"], "state": e.state, "created": e.created}, e
+        )
+        for e in entries
+    ]
     return json.dumps({"peppers": items}, sort_keys=True)
 
 
@@ -135,7 +135,7 @@ def _check_peppers(pending: list[Entry], published: dict[str, Entry]) -> None:
         raise RotationError("the pending pepper set would not load") from exc
 
 
-def key_kind(s: Any, alg: str = "ES256") -> Kind:
+def key_kind(s: Settings, alg: str = "ES256") -> Kind:
     return Kind(
         name="signing keys",
         parse=parse_keys,
@@ -147,7 +147,7 @@ def key_kind(s: Any, alg: str = "ES256") -> Kind:
     )
 
 
-def pepper_kind(s: Any) -> Kind:
+def pepper_kind(s: Settings) -> Kind:
     return Kind(
         name="pepper",
         parse=parse_peppers,
