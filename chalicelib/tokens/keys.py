@@ -9,7 +9,12 @@ never needs access to private keys. Both have the same shape::
 Exactly one key is ``current`` (signs); ``next`` and ``previous`` are published so that tokens
 validate before a key signs and after it stops signing (see chalicelib.ops.rotation).
 
-Caches: a set is re-read after ``key_cache_ttl`` seconds. If the key store is unreachable, the last
+One parser (``parse_key_set``) reads both sets for every reader, the rotation function included
+(it also reads the public set's ``published``/``demoted`` stamps); a malformed set is an error,
+never a set with a key left out.
+
+Caches: a set is re-read after ``key_cache_ttl`` seconds and parsed once per version
+(``ParsedSecret``, shared with the pepper ring). If the key store is unreachable, the last
 good set keeps working for ``key_stale_max`` seconds, then callers fail closed. An unknown ``kid``
 may force one early re-read, at most once per ``UNKNOWN_KID_REFRESH_INTERVAL``, so a flood of
 made-up ``kid`` values cannot hammer Secrets Manager. After a failed read the store is not asked
@@ -221,10 +226,20 @@ class ParsedSecret[T]:
         return found
 
 
-class _SigningKeys(NamedTuple):
-    current: SigningKey
-    verifiers: dict[str, VerifyingKey]
-    jwks: list[dict[str, str]]
+class _SigningKeys:
+    # A plain class, not a NamedTuple: this module is on every cold start, and a NamedTuple costs
+    # a few hundred microseconds to define.
+    __slots__ = ("current", "jwks", "verifiers")
+
+    def __init__(
+        self,
+        current: SigningKey,
+        verifiers: dict[str, VerifyingKey],
+        jwks: list[dict[str, str]],
+    ) -> None:
+        self.current = current
+        self.verifiers = verifiers
+        self.jwks = jwks
 
 
 def _signing_keys(raw: str) -> _SigningKeys:
@@ -256,9 +271,12 @@ class SigningKeyRing:
         return {"keys": list(self._keys.get().jwks)}
 
 
-class _VerifyingKeys(NamedTuple):
-    verifiers: dict[str, VerifyingKey]
-    jwks: list[dict[str, str]]
+class _VerifyingKeys:
+    __slots__ = ("jwks", "verifiers")
+
+    def __init__(self, verifiers: dict[str, VerifyingKey], jwks: list[dict[str, str]]) -> None:
+        self.verifiers = verifiers
+        self.jwks = jwks
 
 
 def _verifying_keys(raw: str) -> _VerifyingKeys:
