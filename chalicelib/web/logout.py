@@ -28,7 +28,7 @@ from chalicelib.store.clients import Client
 from chalicelib.store.grant_store import Family
 from chalicelib.tokens.key_objects import VerifyingKey
 from chalicelib.web import pages
-from chalicelib.web.authorize import with_query
+from chalicelib.web.authorize_request import with_query
 from chalicelib.web.pages import Outcome
 
 LOGOUT_PATH = "/oauth2/logout"
