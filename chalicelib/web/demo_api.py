@@ -66,7 +66,7 @@ def create_article(raw_body: bytes | str | None, author: str, content_type: str 
     if media_type(content_type) != JSON:
         raise UnsupportedMediaType("the request body must be application/json")
     try:
-        doc = parse_json(raw_body, max_bytes=MAX_REQUEST)
+        doc: object = parse_json(raw_body, max_bytes=MAX_REQUEST)
     except BadJSON:
         raise InvalidRequest("the body must be a JSON object") from None
     if not isinstance(doc, dict):
