@@ -36,7 +36,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache, lru_cache
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 # Seconds API Gateway keeps an authorizer answer under its cache key (Chalice's and API Gateway's
 # default). The revocation check runs once per cache miss, so a revoked token keeps working for at
@@ -180,10 +180,12 @@ def parse_route(line: str) -> Rule:
     return parse_rule(*parts)
 
 
-def parse_rule_set(doc: Mapping[str, Any], name: str | None = None) -> RuleSet:
+def parse_rule_set(doc: Mapping[str, object], name: str | None = None) -> RuleSet:
     """A rule set from its stored or file form; raises ``RulesError`` naming the problem."""
-    name = name if name is not None else doc.get("name")
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if name is None:
+        stored = doc.get("name")
+        name = stored if isinstance(stored, str) else None
+    if name is None or not _NAME.fullmatch(name):
         raise RulesError("a rule set needs a name: letters, digits, '.', '_' or '-' (64 at most)")
     apis = doc.get("apis")
     if not isinstance(apis, list | tuple) or not apis or len(apis) > MAX_APIS:
@@ -252,7 +254,7 @@ def check(rule_set: RuleSet) -> None:
                 )
 
 
-def to_document(rule_set: RuleSet) -> dict[str, Any]:
+def to_document(rule_set: RuleSet) -> dict[str, object]:
     """The stored and file form (what ``parse_rule_set`` reads)."""
     return {
         "name": rule_set.name,

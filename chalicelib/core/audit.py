@@ -27,10 +27,36 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from chalicelib.core import telemetry
+
+if TYPE_CHECKING:  # for the checker only: nothing to build at a cold start
+
+    class HttpRequest(Protocol):
+        """What the request line reads of a request (Chalice's ``Request`` has it): core knows no
+        HTTP framework."""
+
+        @property
+        def method(self) -> str: ...
+        @property
+        def path(self) -> str: ...
+        @property
+        def headers(self) -> Mapping[str, str]: ...
+        @property
+        def context(self) -> Mapping[str, object]: ...
+        @property
+        def raw_body(self) -> bytes | str: ...
+
+    class HttpResponse(Protocol):
+        """What it reads of the answer (Chalice's ``Response``)."""
+
+        @property
+        def status_code(self) -> int: ...
+        @property
+        def body(self) -> object: ...
+
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_\-.]{1,64}$")
 _GRANT_TYPES = frozenset({"client_credentials", "password", "refresh_token", "authorization_code"})
@@ -81,11 +107,11 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(sys.stdout)
 
     @property
-    def stream(self) -> Any:
+    def stream(self) -> TextIO | None:
         return telemetry.stream()
 
     @stream.setter
-    def stream(self, _value: Any) -> None:
+    def stream(self, _value: object) -> None:
         pass
 
 
@@ -100,7 +126,7 @@ def _logger() -> logging.Logger:
     return log
 
 
-def _emit(record: dict[str, Any]) -> None:
+def _emit(record: dict[str, object]) -> None:
     if telemetry.stream() is None:
         return
     record.update(telemetry.fields())
@@ -111,20 +137,20 @@ def _emit(record: dict[str, Any]) -> None:
     _logger().info(line)
 
 
-def event(name: str, **fields: Any) -> None:
+def event(name: str, **fields: object) -> None:
     """One audit line. Unknown field names and non-scalar values are dropped, not logged."""
-    record: dict[str, Any] = {"log": "audit", "event": name, "ts": int(time.time())}
+    record: dict[str, object] = {"log": "audit", "event": name, "ts": int(time.time())}
     for key, value in fields.items():
         if key in ALLOWED_FIELDS and (value is None or isinstance(value, str | int | bool)):
             record[key] = value
     _emit(record)
 
 
-def safe_client_id(value: Any) -> str | None:
+def safe_client_id(value: object) -> str | None:
     return value if isinstance(value, str) and _CLIENT_ID.match(value) else None
 
 
-def _request_facts(request: Any) -> tuple[str | None, str | None]:
+def _request_facts(request: HttpRequest) -> tuple[str | None, str | None]:
     """The claimed client id and grant type of a form POST, parsed leniently (never raises)."""
     try:
         from chalicelib.core.forms import header, parse_basic, parse_form
@@ -136,7 +162,11 @@ def _request_facts(request: Any) -> tuple[str | None, str | None]:
         if authorization and authorization.strip().lower().startswith("basic "):
             client_id = parse_basic(authorization)[0]
         if request.method == "POST":
-            form = parse_form(header(headers, "content-type"), request.raw_body)
+            body = request.raw_body  # bytes from Chalice; its annotation also allows str
+            form = parse_form(
+                header(headers, "content-type"),
+                body.encode("utf-8") if isinstance(body, str) else body,
+            )
             client_id = client_id or form.get("client_id")
             grant_type = form.get("grant_type")
     except Exception:  # a malformed request: the endpoint itself answers it
@@ -144,12 +174,12 @@ def _request_facts(request: Any) -> tuple[str | None, str | None]:
     return safe_client_id(client_id), grant_type if grant_type in _GRANT_TYPES else None
 
 
-def _error_code(response: Any) -> str | None:
+def _error_code(response: HttpResponse) -> str | None:
     if response.status_code < 400:
         return None
     try:
         body = response.body
-        data = json.loads(body) if isinstance(body, str | bytes) else body
+        data: object = json.loads(body) if isinstance(body, str | bytes) else body
         code = data.get("error") if isinstance(data, dict) else None
     except ValueError:
         return None
@@ -164,7 +194,9 @@ def outcome(status: int) -> str:
     return "rejected"
 
 
-def log_request(request: Any, get_response: Callable[[Any], Any]) -> Any:
+def log_request[Req: HttpRequest, Resp: HttpResponse](
+    request: Req, get_response: Callable[[Req], Resp]
+) -> Resp:
     """Run the request, then write its request line (also when the handler raised)."""
     started = time.perf_counter()
     response = None
@@ -175,15 +207,16 @@ def log_request(request: Any, get_response: Callable[[Any], Any]) -> Any:
         elapsed = round((time.perf_counter() - started) * 1000, 2)
         status = response.status_code if response is not None else 500
         client_id, grant_type = _request_facts(request)
-        context = getattr(request, "context", None) or {}
-        path = context.get("resourcePath") or getattr(request, "path", None)
+        context = request.context or {}
+        path = context.get("resourcePath") or request.path
+        endpoint = path if isinstance(path, str) else None
         error = _error_code(response) if response is not None else "server_error"
-        telemetry.count_answer(path, status, error, grant_type)
+        telemetry.count_answer(endpoint, status, error, grant_type)
         _emit(
             {
                 "log": "request",
                 "request_id": context.get("requestId"),
-                "endpoint": path if isinstance(path, str) else None,
+                "endpoint": endpoint,
                 "method": request.method,
                 "client_id": client_id,
                 "grant_type": grant_type,

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, TextIO, TypedDict
 
 from chalicelib.core import config
 
@@ -62,6 +62,15 @@ log = logging.getLogger("tessera.telemetry")
 
 # (metric name, its own dimension as (name, value), or None) -> count in this invocation
 _Key = tuple[str, tuple[str, str] | None]
+
+if TYPE_CHECKING:  # for the checker only: nothing to build at a cold start
+
+    class _Directive(TypedDict):
+        """An EMF document's ``CloudWatchMetrics`` entry: the metrics sharing one dimension set."""
+
+        Namespace: str
+        Dimensions: list[list[str]]
+        Metrics: list[dict[str, str]]
 
 
 class _Invocation:
@@ -120,18 +129,18 @@ class Invocation:
                 return
 
 
-def lambda_entry[E, R](handler: Callable[[E, Any], R]) -> Callable[[E, Any], R]:
+def lambda_entry[E, C, R](handler: Callable[[E, C], R]) -> Callable[[E, C], R]:
     """A Lambda handler ``(event, context)`` run as one invocation."""
 
     @functools.wraps(handler)
-    def run(event: E, context: Any) -> R:
+    def run(event: E, context: C) -> R:
         with Invocation(context):
             return handler(event, context)
 
     return run
 
 
-def fields() -> dict[str, Any]:
+def fields() -> dict[str, object]:
     """The invocation's fields for a log line (none outside an invocation)."""
     current = _current()
     if current is None:
@@ -198,22 +207,25 @@ def rotation_failed(event: object, exc: BaseException) -> None:
     )
 
 
-def documents(counts: dict[_Key, int], stage: str, now: float) -> list[dict[str, Any]]:
+def documents(counts: dict[_Key, int], stage: str, now: float) -> list[dict[str, object]]:
     """The EMF documents for an invocation's counts: one, unless a dimension took two values
     (its second value goes into a second document, which the first's top-level keys would
     contradict)."""
-    docs: list[dict[str, Any]] = []
+    # Each document with its metric directives (the list inside its "_aws"), kept at hand typed.
+    docs: list[tuple[dict[str, object], list[_Directive]]] = []
     for (name, own), value in counts.items():
         dims = [*BASE_DIMENSIONS, own[0]] if own is not None else list(BASE_DIMENSIONS)
-        doc = next((d for d in docs if _fits(d, name, own)), None)
-        if doc is None:
-            doc = {
-                "_aws": {"Timestamp": int(now * 1000), "CloudWatchMetrics": []},
+        found = next(((d, ds) for d, ds in docs if _fits(d, name, own)), None)
+        if found is None:
+            directives: list[_Directive] = []
+            doc: dict[str, object] = {
+                "_aws": {"Timestamp": int(now * 1000), "CloudWatchMetrics": directives},
                 "service": SERVICE,
                 "Stage": stage,
             }
-            docs.append(doc)
-        directives: list[dict[str, Any]] = doc["_aws"]["CloudWatchMetrics"]
+            docs.append((doc, directives))
+        else:
+            doc, directives = found
         directive = next((d for d in directives if d["Dimensions"] == [dims]), None)
         if directive is None:
             directive = {"Namespace": NAMESPACE, "Dimensions": [dims], "Metrics": []}
@@ -222,10 +234,10 @@ def documents(counts: dict[_Key, int], stage: str, now: float) -> list[dict[str,
         if own is not None:
             doc[own[0]] = own[1]
         doc[name] = value
-    return docs
+    return [doc for doc, _ in docs]
 
 
-def _fits(doc: dict[str, Any], name: str, own: tuple[str, str] | None) -> bool:
+def _fits(doc: dict[str, object], name: str, own: tuple[str, str] | None) -> bool:
     return name not in doc and (own is None or doc.get(own[0], own[1]) == own[1])
 
 
@@ -257,9 +269,10 @@ def use_stream(name: str) -> str:
     return previous
 
 
-def stream() -> Any:
+def stream() -> TextIO | None:
     """``sys.stdout`` (or stderr) as it is now, Lambda's or a test's capture; None when off."""
-    return None if _stream[0] == "off" else getattr(sys, _stream[0])
+    out: TextIO | None = None if _stream[0] == "off" else getattr(sys, _stream[0])
+    return out
 
 
 def _write(line: str) -> None:
@@ -282,7 +295,7 @@ class JsonLines(logging.Formatter):
     that might hold a secret); an exception is named by its type only."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
+        line: dict[str, object] = {
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
+from typing import NoReturn
 
 MAX_JSON_BYTES = 64 * 1024
 MAX_JSON_DEPTH = 32
@@ -32,14 +32,14 @@ class BadJSON(ValueError):
     """The input is not a JSON document this server accepts (the message names the reason)."""
 
 
-def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _no_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
     out = dict(pairs)
     if len(out) != len(pairs):
         raise BadJSON("a member name is repeated")
     return out
 
 
-def _no_constant(name: str) -> Any:
+def _no_constant(name: str) -> NoReturn:
     raise BadJSON(f"{name} is not JSON")
 
 
@@ -74,8 +74,8 @@ def _deeper_than(text: str, limit: int) -> bool:
 
 def parse_json(
     raw: bytes | str | None, *, max_bytes: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH
-) -> Any:
-    """The document in ``raw``, or ``BadJSON``."""
+) -> object:
+    """The document in ``raw``, or ``BadJSON``: narrow it with ``isinstance`` where it is read."""
     if raw is None:
         raise BadJSON("no document")
     size = len(raw.encode("utf-8", "surrogatepass")) if isinstance(raw, str) else len(raw)
@@ -88,7 +88,7 @@ def parse_json(
     if _deeper_than(text, max_depth):
         raise BadJSON("the document is nested too deeply")
     try:
-        doc = _DECODER.decode(text)
+        doc: object = _DECODER.decode(text)
         if "\\u" in text or isinstance(raw, str):
             # A "\ud800" escape (or a str argument) can leave a lone surrogate: not storable.
             json.dumps(doc, ensure_ascii=False).encode("utf-8")

@@ -42,6 +42,7 @@ from chalicelib.core.errors import InvalidGrant
 from chalicelib.core.faults import BackendUnavailable
 from chalicelib.oauth.login import Attempt
 from chalicelib.store import aws, table
+from chalicelib.store.fields import number
 from chalicelib.store.users import user_from_item, user_key
 from chalicelib.tokens import passwords
 
@@ -134,7 +135,7 @@ class Counter(NamedTuple):
             return cls()
         v = table.from_item(item)
         counter = cls(
-            int(v.get("failures", 0)), int(v.get("last_failure", 0)), int(v.get(table.TTL, 0))
+            number(v, "failures", 0), number(v, "last_failure", 0), number(v, table.TTL, 0)
         )
         return counter if counter.expires > now else cls()
 
@@ -395,7 +396,7 @@ class LoginGuard:
                         )
                     except self._ddb.exceptions.ConditionalCheckFailedException:
                         continue
-                return int(table.from_item(resp["Attributes"]).get("failures", 0))
+                return number(table.from_item(resp["Attributes"]), "failures", 0)
         raise BackendUnavailable("dynamodb", "login counter contention")
 
 

@@ -36,7 +36,8 @@ def put_rules(store: RulesStore, doc: dict[str, Any], name: str, now: int | None
     for other in store.documents():
         if other.get("name") == name:
             continue
-        taken = set(rule_set.apis) & set(other.get("apis") or ())
+        apis = other.get("apis")
+        taken = set(rule_set.apis) & set(apis if isinstance(apis, list) else ())
         if taken:
             raise AdminError(
                 f"API {sorted(taken)[0]} is already attached to rule set {other.get('name')}"

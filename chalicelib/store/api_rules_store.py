@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chalicelib.core import api_rules
 from chalicelib.core.api_rules import RulesError, RuleSet
@@ -28,6 +28,7 @@ from chalicelib.store import aws, table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import QueryInputTypeDef
 
 log = logging.getLogger("tessera.api_rules")
 
@@ -65,15 +66,15 @@ class RulesStore:
             )
         return bool(gone.get("Attributes"))
 
-    def documents(self) -> list[dict[str, Any]]:
+    def documents(self) -> list[dict[str, object]]:
         """Every stored rule set as stored, in one Query (more only past 1 MB of rules)."""
-        params: dict[str, Any] = {
+        params: QueryInputTypeDef = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :p",
             "ExpressionAttributeValues": {":p": {"S": PARTITION}},
             "ConsistentRead": True,
         }
-        found: list[dict[str, Any]] = []
+        found: list[dict[str, object]] = []
         with aws.translate_faults("dynamodb"):
             while True:
                 page = self._ddb.query(**params)

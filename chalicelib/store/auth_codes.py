@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib.store import aws, table
+from chalicelib.store.fields import number, opt_text, text
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
@@ -122,19 +123,19 @@ class CodeStore:
                 old = _old_item(exc)
                 if not old:
                     return None
-                raise CodeAlreadyUsed(table.from_item(old).get("family_id")) from exc
-        v = table.from_item(resp["Attributes"])
-        if int(v["expires_at"]) <= now:
+                raise CodeAlreadyUsed(opt_text(table.from_item(old), "family_id")) from exc
+        v: Mapping[str, object] = table.from_item(resp["Attributes"])
+        if number(v, "expires_at") <= now:
             return None
         return CodeGrant(
-            client_id=v["client_id"],
-            redirect_uri=v["redirect_uri"],
-            code_challenge=v["code_challenge"],
-            user_id=v["user_id"],
-            username=v["username"],
-            scope=v["scope"],
-            expires_at=int(v["expires_at"]),
-            user_epoch=int(v.get("user_epoch", 0)),
-            nonce=str(v.get("nonce") or ""),
-            auth_time=int(v.get("auth_time", 0)),
+            client_id=text(v, "client_id"),
+            redirect_uri=text(v, "redirect_uri"),
+            code_challenge=text(v, "code_challenge"),
+            user_id=text(v, "user_id"),
+            username=text(v, "username"),
+            scope=text(v, "scope"),
+            expires_at=number(v, "expires_at"),
+            user_epoch=number(v, "user_epoch", 0),
+            nonce=opt_text(v, "nonce") or "",
+            auth_time=number(v, "auth_time", 0),
         )

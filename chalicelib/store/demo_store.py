@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import re
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from chalicelib.store import aws, table
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+
+    class Article(TypedDict):  # a seed article, as add_article takes it
+        id: str
+        title: str
+        body: str
+        author: str
+        created: int  # seconds since the epoch
+
 
 PEOPLE = "PERSON"
 ARTICLES = "ARTICLE"
@@ -30,7 +38,7 @@ SEED_PEOPLE: tuple[dict[str, str], ...] = (
     {"id": "grace", "name": "Grace Hopper", "role": "engineer"},
     {"id": "alan", "name": "Alan Turing", "role": "researcher"},
 )
-SEED_ARTICLES: tuple[dict[str, Any], ...] = (
+SEED_ARTICLES: tuple[Article, ...] = (
     {
         "id": "welcome",
         "title": "Welcome to the demo API",
@@ -56,7 +64,7 @@ def _article_sk(created: int, article_id: str) -> str:
     return f"{created:010d}#{article_id}"
 
 
-def _public(item: table.Item) -> dict[str, Any]:
+def _public(item: table.Item) -> dict[str, object]:
     values = table.from_item(item)
     return {k: v for k, v in values.items() if k not in (table.PK, table.SK)}
 
@@ -66,7 +74,7 @@ class DemoStore:
         self._ddb = ddb
         self._table = table_name
 
-    def _query(self, pk: str, newest_first: bool = False) -> list[dict[str, Any]]:
+    def _query(self, pk: str, newest_first: bool = False) -> list[dict[str, object]]:
         with aws.translate_faults("dynamodb"):
             resp = self._ddb.query(
                 TableName=self._table,
@@ -78,10 +86,10 @@ class DemoStore:
             )
         return [_public(item) for item in resp.get("Items", [])]
 
-    def list_people(self) -> list[dict[str, Any]]:
+    def list_people(self) -> list[dict[str, object]]:
         return self._query(PEOPLE)
 
-    def get_person(self, person_id: str) -> dict[str, Any] | None:
+    def get_person(self, person_id: str) -> dict[str, object] | None:
         if not valid_id(person_id):
             return None
         with aws.translate_faults("dynamodb"):
@@ -89,7 +97,7 @@ class DemoStore:
         item = resp.get("Item")
         return _public(item) if item else None
 
-    def list_articles(self) -> list[dict[str, Any]]:
+    def list_articles(self) -> list[dict[str, object]]:
         """Newest first."""
         return self._query(ARTICLES, newest_first=True)
 
@@ -100,9 +108,9 @@ class DemoStore:
 
     def add_article(
         self, *, title: str, body: str, author: str, created: int, article_id: str | None = None
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         new_id = article_id or secrets.token_urlsafe(9)
-        article: dict[str, Any] = {
+        article: dict[str, object] = {
             "id": new_id,
             "title": title,
             "body": body,

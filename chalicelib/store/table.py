@@ -13,7 +13,7 @@ seen by Chalice's policy generator.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from chalicelib.store import aws
 
@@ -36,7 +36,7 @@ def key(pk: str, sk: str) -> Item:
     return {PK: {"S": pk}, SK: {"S": sk}}
 
 
-def to_attr(value: Any) -> AttributeValueTypeDef:
+def to_attr(value: object) -> AttributeValueTypeDef:
     if isinstance(value, bool):
         return {"BOOL": value}
     if isinstance(value, int):
@@ -52,34 +52,38 @@ def to_attr(value: Any) -> AttributeValueTypeDef:
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-def from_attr(attr: Mapping[str, Any]) -> Any:
-    ((kind, value),) = attr.items()
-    if kind == "S" or kind == "BOOL":
-        return value
-    if kind == "N":
-        return int(value) if "." not in value else float(value)
-    if kind == "NULL":
+def from_attr(attr: AttributeValueTypeDef) -> object:
+    """The value of one attribute: str, int, float, bool, None, or a list or dict of those (a
+    string set becomes a sorted list). The caller narrows it to what it stored there."""
+    if "S" in attr:
+        return attr["S"]
+    if "BOOL" in attr:
+        return attr["BOOL"]
+    if "N" in attr:
+        number = attr["N"]
+        return int(number) if "." not in number else float(number)
+    if "NULL" in attr:
         return None
-    if kind == "L":
-        return [from_attr(v) for v in value]
-    if kind == "M":
-        return {k: from_attr(v) for k, v in value.items()}
-    if kind == "SS":
-        return sorted(value)
-    raise TypeError(f"unsupported attribute type {kind}")
+    if "L" in attr:
+        return [from_attr(v) for v in attr["L"]]
+    if "M" in attr:
+        return {k: from_attr(v) for k, v in attr["M"].items()}
+    if "SS" in attr:
+        return sorted(attr["SS"])
+    raise TypeError(f"unsupported attribute type {next(iter(attr), None)}")
 
 
-def to_item(values: dict[str, Any]) -> Item:
+def to_item(values: Mapping[str, object]) -> Item:
     return {k: to_attr(v) for k, v in values.items() if v is not None}
 
 
-def from_item(item: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def from_item(item: Mapping[str, AttributeValueTypeDef]) -> dict[str, object]:
     return {k: from_attr(v) for k, v in item.items()}
 
 
 def put_new(ddb: DynamoDBClient, table_name: str, item: Item) -> bool:
     """Write ``item`` unless an item with its key exists: True if written, False if one was there.
-    Any other failure is a fault (``BackendUnavailable``). Creating records is one conditional
+    Every other failure is a fault (``BackendUnavailable``). Creating records is one conditional
     write, so two racing creators never both win."""
     with aws.translate_faults("dynamodb"):
         try:
