@@ -58,8 +58,7 @@ def request_log(event: Request, get_response: Callable[[Request], Response]) -> 
     from chalicelib.core import audit
 
     with telemetry.Invocation(event.lambda_context):
-        response: Response = audit.log_request(event, get_response)
-        return response
+        return audit.log_request(event, get_response)
 
 
 def _request() -> Request:
