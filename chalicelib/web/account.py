@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from chalicelib.core.errors import InvalidGrant
 from chalicelib.oauth.client_auth import ClientLookup
@@ -28,6 +28,7 @@ from chalicelib.oauth.sessions import (
     cookie,
     csrf_nonce,
 )
+from chalicelib.store.grant_store import Family
 from chalicelib.store.users import UserStore
 from chalicelib.web import pages
 from chalicelib.web.pages import Outcome
@@ -38,9 +39,9 @@ ACCOUNT_CLIENT = "tessera-account"  # what audit lines name as the client of acc
 
 
 class Grants(Protocol):
-    def families_of(self, username: str, client_id: str | None = None) -> list[Any]: ...
+    def families_of(self, username: str, client_id: str | None = None) -> list[Family]: ...
 
-    def get_family(self, family_id: str) -> Any: ...
+    def get_family(self, family_id: str) -> Family | None: ...
 
     def revoke_family(self, family_id: str, reason: str, now: int) -> bool: ...
 
