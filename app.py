@@ -7,9 +7,9 @@ function runs ``chalicelib.authorizer_lambda.handler`` and never imports it; ``c
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
-from chalice.app import AuthRequest, Chalice, Response
+from chalice.app import AuthRequest, Chalice, Request, Response
 
 from chalicelib.core import telemetry
 from chalicelib.core.api_rules import AUTHORIZER_CACHE_TTL
@@ -57,7 +57,7 @@ _ALL_METHODS = ["GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH"]  # a
 
 
 @app.middleware("http")
-def request_log(event: Any, get_response: Any) -> Any:
+def request_log(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """One JSON line per request (chalicelib.core.audit): never a token, secret or password; the
     request is one invocation (chalicelib.core.telemetry: request id, cold start, its metrics)."""
     from chalicelib.core import audit
@@ -66,13 +66,20 @@ def request_log(event: Any, get_response: Any) -> Any:
         return audit.log_request(event, get_response)
 
 
+def _request() -> Request:
+    """The request being routed (Chalice sets it before it calls a route)."""
+    request = app.current_request
+    assert request is not None
+    return request
+
+
 # --- OAuth 2.0 endpoints ------------------------------------------------------------------
 
 
 @app.route("/oauth2/token", methods=_ALL_METHODS, content_types=_ANY)
 def token() -> Response:
     """RFC 6749 token endpoint (chalicelib.oauth.token_endpoint); CORS for browser apps (.cors)."""
-    request = http.to_oauth_request(app.current_request)
+    request = http.to_oauth_request(_request())
     response = http.oauth_call(lambda: services.token_endpoint().handle(request))
     return http.with_cors(response, request, services.cached_clients())
 
@@ -80,7 +87,7 @@ def token() -> Response:
 @app.route("/oauth2/revoke", methods=_ALL_METHODS, content_types=_ANY)
 def revoke() -> Response:
     """RFC 7009 revocation (chalicelib.oauth.revocation): 200 with an empty body; CORS as /token."""
-    request = http.to_oauth_request(app.current_request)
+    request = http.to_oauth_request(_request())
 
     def run() -> Response:
         services.revocation_endpoint().handle(request)
@@ -93,7 +100,7 @@ def revoke() -> Response:
 def introspect() -> Response:
     """RFC 7662 introspection (chalicelib.oauth.introspection)."""
     return http.oauth_call(
-        lambda: services.introspection_endpoint().handle(http.to_oauth_request(app.current_request))
+        lambda: services.introspection_endpoint().handle(http.to_oauth_request(_request()))
     )
 
 
@@ -107,7 +114,7 @@ def _now() -> int:
 @app.route("/oauth2/authorize", methods=["GET"], content_types=_ANY)
 def authorize() -> Response:
     """RFC 6749 §4.1 authorization endpoint: sign-in and consent pages, redirect with a code."""
-    req = app.current_request
+    req = _request()
     return http.page_call(
         lambda: services.authorization_endpoint().get(
             http.query_pairs(req), http.page_cookies(req), _now()
@@ -118,7 +125,7 @@ def authorize() -> Response:
 @app.route("/oauth2/authorize", methods=["POST"], content_types=_ANY)
 def authorize_form() -> Response:
     """The sign-in and consent forms of the authorization endpoint (CSRF-protected)."""
-    req = app.current_request
+    req = _request()
     return http.page_call(
         lambda: services.authorization_endpoint().post(
             http.form_pairs(req) or [],
@@ -132,7 +139,7 @@ def authorize_form() -> Response:
 @app.route("/account/apps", methods=["GET"], content_types=_ANY)
 def connected_apps() -> Response:
     """The applications holding a grant for the signed-in user."""
-    req = app.current_request
+    req = _request()
     notice = "Access revoked." if ("revoked", "1") in http.query_pairs(req) else ""
     return http.page_call(
         lambda: services.account_pages().apps(http.page_cookies(req), _now(), notice)
@@ -141,7 +148,7 @@ def connected_apps() -> Response:
 
 @app.route("/account/login", methods=["POST"], content_types=_ANY)
 def account_login() -> Response:
-    req = app.current_request
+    req = _request()
     return http.page_call(
         lambda: services.account_pages().login(
             http.form_pairs(req) or [],
@@ -155,7 +162,7 @@ def account_login() -> Response:
 @app.route("/account/apps/revoke", methods=["POST"], content_types=_ANY)
 def revoke_app() -> Response:
     """Revoke one grant (refresh-token family) of the signed-in user."""
-    req = app.current_request
+    req = _request()
     return http.page_call(
         lambda: services.account_pages().revoke(
             http.form_pairs(req) or [], http.page_cookies(req), _now()
@@ -165,7 +172,7 @@ def revoke_app() -> Response:
 
 @app.route("/account/logout", methods=["POST"], content_types=_ANY)
 def logout() -> Response:
-    req = app.current_request
+    req = _request()
     return http.page_call(
         lambda: services.account_pages().logout(
             http.form_pairs(req) or [], http.page_cookies(req), _now()
@@ -181,7 +188,7 @@ def userinfo() -> Response:
     """OIDC Core §5.3 with RFC 6750 answers; any origin may read them (bearer only, no cookie)."""
     from chalicelib.oauth.userinfo import CORS_HEADERS
 
-    request = http.to_oauth_request(app.current_request)
+    request = http.to_oauth_request(_request())
     if request.method == "OPTIONS":  # CORS preflight: the Authorization header needs one
         return Response(body="", status_code=204, headers=dict(CORS_HEADERS))
     response = http.oauth_call(lambda: services.userinfo_endpoint().handle(request))
@@ -192,7 +199,7 @@ def userinfo() -> Response:
 @app.route("/oauth2/logout", methods=["GET"], content_types=_ANY)
 def end_session() -> Response:
     """RP-initiated logout (OIDC RP-Initiated Logout 1.0): ends the session, maybe the grant."""
-    req = app.current_request
+    req = _request()
     return http.page_call(
         lambda: services.logout_endpoint().get(
             http.query_pairs(req), http.page_cookies(req), _now()
@@ -203,7 +210,7 @@ def end_session() -> Response:
 @app.route("/oauth2/logout", methods=["POST"], content_types=_ANY)
 def end_session_form() -> Response:
     """The same request sent as a form by the app, or the confirmation form of our page."""
-    req = app.current_request
+    req = _request()
     return http.page_call(
         lambda: services.logout_endpoint().post(
             http.form_pairs(req), http.page_cookies(req), _now()
@@ -221,7 +228,7 @@ def authorization_server_metadata() -> Response:
     from chalicelib.oauth.discovery import with_openid
     from chalicelib.oauth.metadata import metadata
 
-    def build() -> Any:
+    def build() -> dict[str, object]:
         s = settings()
         # No API scopes: each attached API defines its own in its rules, which change as teams
         # register them (RFC 8414 §2 lets a server leave some out); with_openid adds OIDC's.
@@ -261,7 +268,7 @@ def jwks() -> Response:
 
 
 @app.authorizer(ttl_seconds=AUTHORIZER_CACHE_TTL)
-def tessera_authorizer(auth_request: AuthRequest) -> dict[str, Any]:
+def tessera_authorizer(auth_request: AuthRequest) -> dict[str, object]:
     """API Gateway authorizer (chalicelib.web.authorizer): a policy from the called API's registered
     rules and the token's scopes, ``Unauthorized`` (401) for a missing, invalid, expired or revoked
     token; a fault never allows. Chalice wires the demo routes to it (their rules are data, seeded
@@ -307,8 +314,7 @@ if demo_enabled():
         """Demo API, scope articles:write; the author is the token's subject."""
         from chalicelib.web import demo_api
 
-        request = app.current_request
-        assert request is not None
+        request = _request()
         return http.oauth_call(
             lambda: demo_api.create_article(
                 request.raw_body,
@@ -323,7 +329,7 @@ if demo_enabled():
 
 @app.lambda_function(name="rotate_keys")
 @telemetry.lambda_entry
-def rotate_keys(event: dict[str, Any], context: Any) -> None:
+def rotate_keys(event: dict[str, object], context: object) -> None:
     """Secrets Manager rotation of the signing keys and the pepper (chalicelib.ops.rotation)."""
     from chalicelib.core.config import settings
     from chalicelib.ops import rotation
@@ -334,4 +340,4 @@ def rotate_keys(event: dict[str, Any], context: Any) -> None:
     except Exception as exc:  # Secrets Manager retries the step; the alarm watches the count
         telemetry.rotation_failed(event, exc)
         raise
-    telemetry.count("RotationStep", event["Step"])
+    telemetry.count("RotationStep", str(event["Step"]))  # a known step: handle_event checked it

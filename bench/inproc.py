@@ -196,6 +196,7 @@ def measure_authorizer(h: Harness, n: int, repeats: int) -> dict[str, Any]:
         for i in range(n)
     ]
     public_key = signer.key.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)  # the benchmark's keys are ES256
     algorithm = ec.ECDSA(hashes.SHA256())
     prepared = []
     for t in tokens:
@@ -231,8 +232,9 @@ def measure_authorizer(h: Harness, n: int, repeats: int) -> dict[str, Any]:
 
     def lambda_entry(i: int) -> None:
         assert handler is not None
-        answer = handler(auth_events[i], context)
-        effects.add(answer["policyDocument"]["Statement"][0]["Effect"])
+        document = handler(auth_events[i], context)["policyDocument"]
+        assert isinstance(document, dict)
+        effects.add(document["Statement"][0]["Effect"])
 
     def body(i: int) -> None:
         authorizer_lambda.handle(auth_events[i]["authorizationToken"], auth_events[i]["methodArn"])

@@ -87,8 +87,8 @@ def capture() -> dict[str, Any]:
             "user": {"username": USERNAME, "password": PASSWORD},
             "scenarios": {},
         }
-        cc_auth = events.basic(cc["client_id"], cc["client_secret"])
-        pw_auth = events.basic(pw["client_id"], pw["client_secret"])
+        cc_auth = events.basic(str(cc["client_id"]), str(cc["client_secret"]))
+        pw_auth = events.basic(str(pw["client_id"]), str(pw["client_secret"]))
 
         def run(name: str, event: dict[str, Any]) -> dict[str, Any]:
             recorder.scenario = name

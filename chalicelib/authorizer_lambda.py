@@ -17,7 +17,6 @@ tests/functional/test_authorizer*.py run every TOKEN case through both.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from chalicelib.core import telemetry
 from chalicelib.web import snapstart
@@ -41,19 +40,20 @@ snapstart.prepare(PRELOAD)
 
 
 @telemetry.lambda_entry
-def handler(event: Any, context: Any) -> dict[str, Any]:
-    """Any authorizer event: the answer, ``Unauthorized`` or ``AuthorizerUnavailable``. An event
-    that is not API Gateway's is a 401 or a fault, never an allow."""
+def handler(event: object, context: object) -> dict[str, object]:
+    """An authorizer event of every shape: the answer, ``Unauthorized`` or
+    ``AuthorizerUnavailable``. An event that is not API Gateway's is a 401 or a fault, never an
+    allow."""
     return handle_event(event)
 
 
-def handle(authorization: object, method_arn: str) -> dict[str, Any]:
+def handle(authorization: object, method_arn: str) -> dict[str, object]:
     """A REST TOKEN authorization: what Chalice's built-in authorizer passes on."""
     event = {"type": "TOKEN", "authorizationToken": authorization, "methodArn": method_arn}
     return handle_event(event)
 
 
-def handle_event(event: object) -> dict[str, Any]:
+def handle_event(event: object) -> dict[str, object]:
     """The authorizer Lambda's body: an answer, ``Unauthorized``, or ``AuthorizerUnavailable``."""
     # The wiring is imported here, not by chalicelib.web.authorizer: the authorizer's rules and
     # validation know nothing of how they are built (no import circle with services).
@@ -61,7 +61,7 @@ def handle_event(event: object) -> dict[str, Any]:
 
     try:
         call = read_event(event)
-        result: dict[str, Any] = services.authorizer().answer(call)
+        result = services.authorizer().answer(call)
         telemetry.count_authorizer_answer(result)
         return result
     except Unauthorized:

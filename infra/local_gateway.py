@@ -237,12 +237,13 @@ def _authorize(self: Any, raw_path: str, lambda_event: Any, lambda_context: Any)
         if str(exc) == UNAUTHORIZED:
             raise (invalid_token() if _offers_bearer(header) else no_token()) from None
         raise unavailable() from None
-    if not isinstance(answer, dict) or not isinstance(answer.get("context"), dict):
+    context = answer.get("context") if isinstance(answer, dict) else None
+    if not isinstance(context, dict):
         raise unavailable()
     if not policy_allows(answer.get("policyDocument"), arn):
         raise insufficient_scope(_needed_scope(method, raw_path))
     lambda_event["requestContext"]["authorizer"] = {
-        **answer["context"],
+        **context,
         "principalId": answer.get("principalId"),
     }
     return lambda_event, lambda_context

@@ -1,6 +1,7 @@
 """The local stack (``make local``): the emulator and the API in one process, and an attached API.
 
-1. moto's ``ThreadedMotoServer`` on ``127.0.0.1:$EMULATOR_PORT`` (default 5000);
+1. moto's ``ThreadedMotoServer`` on ``127.0.0.1:$EMULATOR_PORT`` (default 5000),
+   with two fixes to moto's behaviour (``serialize_emulator``, ``track_current_version``);
 2. the resources of ``infra/template.yaml`` created in it (``infra.provision``), so local and AWS
    come from one definition, and their first contents (``infra.seed``);
 3. this process's environment pointed at the emulator, with the issuer set to the served address;
@@ -117,6 +118,41 @@ def serialize_emulator() -> None:
 
     serialized._tessera_serialized = True  # type: ignore[attr-defined]
     DomainDispatcherApplication.__call__ = serialized  # type: ignore[method-assign]
+
+
+def track_current_version() -> None:
+    """Keep moto's record of a secret's current version with the ``AWSCURRENT`` label.
+
+    moto (5.2.5) moves the label in ``UpdateSecretVersionStage`` (the rotation's finishSecret) but
+    not its own ``default_version_id``, which a later plain ``PutSecretValue`` (a key revocation)
+    demotes to ``AWSPREVIOUS`` instead of the version that holds the label: two versions end up
+    labelled ``AWSCURRENT``, and reads by stage return the older one. Secrets Manager always has
+    exactly one, so the application code makes the plain call AWS documents, and this patch makes
+    the emulator (here and in the functional tests' ``mock_aws``) behave that way.
+    """
+    from moto.secretsmanager.models import FakeSecret, SecretsManagerBackend
+
+    original = SecretsManagerBackend.update_secret_version_stage
+    if getattr(original, "_tessera_tracks_current", False):
+        return
+
+    def update(
+        self: SecretsManagerBackend,
+        secret_id: str,
+        version_stage: str,
+        remove_from_version_id: str,
+        move_to_version_id: str,
+    ) -> tuple[str, str]:
+        result = original(
+            self, secret_id, version_stage, remove_from_version_id, move_to_version_id
+        )
+        secret = self.secrets[secret_id]
+        if version_stage == "AWSCURRENT" and move_to_version_id and isinstance(secret, FakeSecret):
+            secret.set_default_version_id(move_to_version_id)
+        return result
+
+    update._tessera_tracks_current = True  # type: ignore[attr-defined]
+    SecretsManagerBackend.update_secret_version_stage = update  # type: ignore[method-assign]
 
 
 def _install_gateway() -> None:
@@ -245,6 +281,7 @@ def run() -> None:
     api = f"http://{HOST}:{api_port}"
     state_file = local_state_path(ROOT / ".local-stack.json")
     serialize_emulator()
+    track_current_version()
     emulator = ThreadedMotoServer(ip_address=HOST, port=emulator_port, verbose=False)
     emulator.start()
     try:

@@ -19,7 +19,6 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from chalicelib.core.config import local_state_path
 from chalicelib.core.faults import BackendUnavailable
@@ -121,7 +120,7 @@ def read_password(prompt_twice: bool) -> str:
 # --- command line -------------------------------------------------------------------------
 
 
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+def _emit(args: argparse.Namespace, data: object, text: str) -> None:
     print(json.dumps(data, indent=2) if getattr(args, "json", False) else text)
 
 
@@ -156,12 +155,12 @@ def _client_create(args: argparse.Namespace) -> None:
 
 
 def _client_list(args: argparse.Namespace) -> None:
-    clients = [c.public_view() for c in services.client_store().list()]
+    records = services.client_store().list()
     lines = [
-        f"{c['client_id']}  {c['name']}  [{','.join(c['grant_types'])}]  {c['scope']}"
-        for c in clients
+        f"{c.client_id}  {c.name}  [{','.join(c.grant_types)}]  {' '.join(c.scopes)}"
+        for c in records
     ]
-    _emit(args, clients, "\n".join(lines) or "(no clients)")
+    _emit(args, [c.public_view() for c in records], "\n".join(lines) or "(no clients)")
 
 
 def _client_show(args: argparse.Namespace) -> None:

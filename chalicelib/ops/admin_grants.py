@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
 
 from chalicelib.core.records import Family
+from chalicelib.ops.admin import _emit
 from chalicelib.web import services
 
 
@@ -48,7 +48,7 @@ def _known_or_error(username: str, client_id: str | None, found: list[Family]) -
         raise AdminError(f"no such client: {client_id}")
 
 
-def _view(f: Family) -> dict[str, Any]:
+def _view(f: Family) -> dict[str, object]:
     return {
         "family_id": f.family_id,
         "client_id": f.client_id,
@@ -63,23 +63,16 @@ def _iso(epoch: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    import json
-
-    print(json.dumps(data, indent=2) if args.json else text)
-
-
 def _list(args: argparse.Namespace) -> None:
     name = _username(args.username)
     found = active_grants(name, args.client, int(services.clock().now()))
     _known_or_error(name, args.client, found)
-    grants = [_view(f) for f in found]
     lines = [
-        f"{g['client_id']}  scope={g['scope']!r}  created={_iso(g['created'])}"
-        f"  last_used={_iso(g['last_used'])}  family={g['family_id']}"
-        for g in grants
+        f"{f.client_id}  scope={f.scope!r}  created={_iso(f.created)}"
+        f"  last_used={_iso(f.last_used)}  family={f.family_id}"
+        for f in found
     ]
-    _emit(args, grants, "\n".join(lines) or f"(no active grants for {name})")
+    _emit(args, [_view(f) for f in found], "\n".join(lines) or f"(no active grants for {name})")
 
 
 def _revoke(args: argparse.Namespace) -> None:
@@ -95,7 +88,7 @@ def _revoke(args: argparse.Namespace) -> None:
     _emit(args, {"username": name, "client_id": args.client, "revoked": revoked}, text)
 
 
-def register(areas: Any) -> None:
+def register(areas: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     grants = areas.add_parser("grants", help="refresh-token grants (families)").add_subparsers(
         dest="action", required=True
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
 
 from chalicelib.core.config import settings
 from chalicelib.ops.admin import AdminError, _emit
@@ -44,8 +43,8 @@ def _when(epoch: int | None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-def _row(e: Entry) -> dict[str, Any]:
-    row: dict[str, Any] = {"id": e.id, "state": e.state, "created": e.created}
+def _row(e: Entry) -> dict[str, object]:
+    row: dict[str, object] = {"id": e.id, "state": e.state, "created": e.created}
     if "alg" in e.body:
         row["alg"] = e.body["alg"]
     if e.published is not None:
@@ -55,14 +54,16 @@ def _row(e: Entry) -> dict[str, Any]:
     return row
 
 
+def _line(e: Entry) -> str:
+    alg = str(e.body.get("alg", "-"))
+    demoted = f"  demoted {_when(e.demoted)}" if e.demoted is not None else ""
+    return f"{e.id}  {alg:5}  {e.state:8}  created {_when(e.created)}{demoted}"
+
+
 def _list(args: argparse.Namespace, rotator: Rotator) -> None:
-    rows = [_row(e) for e in rotator.current_entries()]
-    lines = [
-        f"{r['id']}  {r.get('alg', '-'):5}  {r['state']:8}  created {_when(r['created'])}"
-        + (f"  demoted {_when(r['demoted'])}" if "demoted" in r else "")
-        for r in rows
-    ]
-    _emit(args, rows, "\n".join(lines) or "(empty set)")
+    entries = rotator.current_entries()
+    lines = [_line(e) for e in entries]
+    _emit(args, [_row(e) for e in entries], "\n".join(lines) or "(empty set)")
 
 
 def _plan_text(plan: Plan | None, entries: list[Entry]) -> str:
@@ -115,7 +116,7 @@ def _revoke(args: argparse.Namespace, rotator: Rotator) -> None:
     )
 
 
-def register(areas: Any) -> None:
+def register(areas: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     for area, rotator, what in (
         ("keys", key_rotator, "signing keys (JWKS)"),
         ("pepper", pepper_rotator, "refresh-token pepper"),

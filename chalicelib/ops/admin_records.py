@@ -5,7 +5,6 @@ seeding. ``AdminError`` is the one-line error every admin area raises."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from chalicelib.core.records import (
     Client,
@@ -47,7 +46,7 @@ def create_client(
     post_logout_redirect_uris: list[str] | None = None,
     subject_type: str = "public",
     sector: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     from chalicelib.oauth import oidc
 
     unknown = [g for g in grant_types if g not in GRANT_TYPES]
@@ -131,7 +130,7 @@ def create_user(
     email: str | None = None,
     email_verified: bool = False,
     name: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     try:
         username = normalize_username(username)
     except InvalidUsername as exc:
@@ -183,7 +182,7 @@ def set_profile(
     email: str | None,
     email_verified: bool,
     name: str | None,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """Replace a user's profile claims (what the ``profile`` and ``email`` scopes release)."""
     try:
         username = normalize_username(username)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from chalicelib.core import api_rules
 from chalicelib.core.api_rules import RulesError, RuleSet
@@ -27,7 +27,9 @@ from chalicelib.store.api_rules_store import RulesStore
 from chalicelib.web import services
 
 
-def put_rules(store: RulesStore, doc: dict[str, Any], name: str, now: int | None = None) -> RuleSet:
+def put_rules(
+    store: RulesStore, doc: Mapping[str, object], name: str, now: int | None = None
+) -> RuleSet:
     """Validate and store a rule set (also used by tests and the local stack's seed)."""
     try:
         rule_set = api_rules.parse_rule_set(doc, name=name)
@@ -46,8 +48,8 @@ def put_rules(store: RulesStore, doc: dict[str, Any], name: str, now: int | None
     return rule_set
 
 
-def _document(args: argparse.Namespace) -> dict[str, Any]:
-    doc: dict[str, Any] = {}
+def _document(args: argparse.Namespace) -> dict[str, object]:
+    doc: dict[str, object] = {}
     if args.file:
         try:
             loaded = json.loads(Path(args.file).read_text())
@@ -107,7 +109,7 @@ def _delete(args: argparse.Namespace) -> None:
     _emit(args, {"deleted": args.name}, f"deleted rule set {args.name}")
 
 
-def register(areas: Any) -> None:
+def register(areas: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     authorizer = areas.add_parser("authorizer", help="the authorizer's per-API route rules")
     topics = authorizer.add_subparsers(dest="topic", required=True)
     rules = topics.add_parser("rules", help="route -> scope rules of an attached API")

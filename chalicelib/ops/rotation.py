@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from chalicelib.core import audit
 from chalicelib.core.clock import Clock
@@ -68,13 +69,13 @@ from chalicelib.store import aws
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager.client import SecretsManagerClient
 
+    from chalicelib.core.config import Settings
+
 
 log = logging.getLogger("tessera.rotation")
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 PENDING, CURRENT = "AWSPENDING", "AWSCURRENT"
-_STAGING = "TESSERA_STAGING"  # a revocation's new version, for the instant before it is current
-# "Not in the set verifiers read": an entry with this stamp is never old enough to be used.
 
 
 # --- Secrets Manager orchestration --------------------------------------------------------
@@ -303,33 +304,17 @@ class Rotator:
         return new
 
     def _replace_current(self, value: str) -> None:
-        """A new AWSCURRENT version, moved there explicitly like finishSecret does.
-
-        A plain ``put_secret_value`` would do in AWS, but moto (the local stack and the tests)
-        loses track of AWSCURRENT after a label move and would leave two versions labelled current.
-        """
-        token = str(uuid.uuid4())
-        current = next((v for v, st in self.versions().items() if CURRENT in st), None)
+        """A new AWSCURRENT version (Secrets Manager moves AWSPREVIOUS to the old one)."""
         with aws.translate_faults("secretsmanager"):
-            self._sm.put_secret_value(
-                SecretId=self.secret_id,
-                ClientRequestToken=token,
-                SecretString=value,
-                VersionStages=[_STAGING],
-            )
-            kwargs = {"SecretId": self.secret_id, "VersionStage": CURRENT, "MoveToVersionId": token}
-            if current is not None:
-                kwargs["RemoveFromVersionId"] = current
-            self._sm.update_secret_version_stage(**kwargs)
-            self._sm.update_secret_version_stage(
-                SecretId=self.secret_id, VersionStage=_STAGING, RemoveFromVersionId=token
-            )
+            self._sm.put_secret_value(SecretId=self.secret_id, SecretString=value)
 
 
 # --- Lambda entry point -------------------------------------------------------------------
 
 
-def rotator_for(secret_id: str, sm: SecretsManagerClient, clock: Clock, settings: Any) -> Rotator:
+def rotator_for(
+    secret_id: str, sm: SecretsManagerClient, clock: Clock, settings: Settings
+) -> Rotator:
     """The rotator for a secret named in a rotation event (its ARN or name)."""
     with aws.translate_faults("secretsmanager"):
         name = str(sm.describe_secret(SecretId=secret_id)["Name"])
@@ -347,7 +332,7 @@ def rotator_for(secret_id: str, sm: SecretsManagerClient, clock: Clock, settings
 
 
 def handle_event(
-    event: dict[str, Any], sm: SecretsManagerClient, clock: Clock, settings: Any
+    event: Mapping[str, object], sm: SecretsManagerClient, clock: Clock, settings: Settings
 ) -> None:
     """Secrets Manager's rotation event: {SecretId, ClientRequestToken, Step}."""
     try:

@@ -4,18 +4,21 @@ write; the plan (``chalicelib.ops.rotation_plan``) is the same for both."""
 
 from __future__ import annotations
 
-import base64
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chalicelib.ops.rotation_plan import Entry, RotationError, Timing
 from chalicelib.tokens import key_objects
-from chalicelib.tokens.keys import STATES, KeySetError, new_kid
+from chalicelib.tokens.keys import KeySetError, new_kid, parse_key_set
 
-_PROBE = {"probe": "rotation testSecret"}  # what testSecret signs to match a key pair
+if TYPE_CHECKING:
+    from chalicelib.core.config import Settings
+
+# What testSecret signs to match a key pair.
+_PROBE: dict[str, object] = {"probe": "rotation testSecret"}
 
 # --- the two kinds of secret --------------------------------------------------------------
 
@@ -34,25 +37,12 @@ class Kind:
     staged: bool = True  # uses the ``next`` state (keys); the pepper does not
 
 
-def _stamps(item: dict[str, Any]) -> tuple[int | None, int | None]:
-    pub, dem = item.get("published"), item.get("demoted")
-    return (int(pub) if pub is not None else None, int(dem) if dem is not None else None)
-
-
 def parse_keys(raw: str) -> list[Entry]:
-    try:
-        out = []
-        for item in json.loads(raw)["keys"]:
-            if item["state"] not in STATES:
-                raise KeySetError("unknown key state")
-            jwk = dict(item["jwk"])
-            published, demoted = _stamps(item)
-            out.append(
-                Entry(str(jwk["kid"]), item["state"], int(item["created"]), jwk, published, demoted)
-            )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise KeySetError("malformed key set") from exc
-    return out
+    """A key set (private or public) through the token API's own parser: what the rotation reads
+    is exactly what the token API and the authorizer accept."""
+    return [
+        Entry(e.kid, e.state, e.created, e.jwk, e.published, e.demoted) for e in parse_key_set(raw)
+    ]
 
 
 def dump_private_keys(entries: list[Entry]) -> str:
@@ -68,16 +58,20 @@ def dump_public_keys(entries: list[Entry]) -> str:
     items = []
     for e in entries:
         jwk = e.body if "d" not in e.body else _public_jwk(e.body)
-        item: dict[str, Any] = {"state": e.state, "created": e.created, "jwk": jwk}
-        if e.published is not None:
-            item["published"] = e.published
-        if e.demoted is not None:
-            item["demoted"] = e.demoted
-        items.append(item)
+        items.append(_stamped({"state": e.state, "created": e.created, "jwk": jwk}, e))
     return json.dumps({"keys": items}, sort_keys=True)
 
 
-def _public_jwk(private_jwk: dict[str, Any]) -> dict[str, str]:
+def _stamped(item: dict[str, object], e: Entry) -> dict[str, object]:
+    """A set's item with the entry's stamps, where it has them."""
+    if e.published is not None:
+        item["published"] = e.published
+    if e.demoted is not None:
+        item["demoted"] = e.demoted
+    return item
+
+
+def _public_jwk(private_jwk: Mapping[str, object]) -> dict[str, str]:
     return key_objects.load_signing_key(private_jwk).verifying_key().public_jwk()
 
 
@@ -105,47 +99,30 @@ def _check_keys(pending: list[Entry], published: dict[str, Entry]) -> None:
 
 
 def parse_peppers(raw: str) -> list[Entry]:
-    from chalicelib.tokens.peppers import STATES as PEPPER_STATES
+    """The pepper set through the refresh-token code's own parser (``parse_pepper_set``)."""
+    from chalicelib.tokens.peppers import encode_secret, parse_pepper_set
 
-    try:
-        out = []
-        for item in json.loads(raw)["peppers"]:
-            if item["state"] not in PEPPER_STATES:
-                raise KeySetError("unknown pepper state")
-            published, demoted = _stamps(item)
-            body = {"secret": str(item["secret"])}
-            out.append(
-                Entry(
-                    str(item["id"]), item["state"], int(item["created"]), body, published, demoted
-                )
-            )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise KeySetError("malformed pepper set") from exc
-    return out
+    return [
+        Entry(p.id, p.state, p.created, {"secret": encode_secret(p.secret)}, p.published, p.demoted)
+        for p in parse_pepper_set(raw)
+    ]
 
 
 def dump_peppers(entries: list[Entry]) -> str:
-    items = []
-    for e in entries:
-        item: dict[str, Any] = {
-            "id": e.id,
-            "secret": e.body["secret"],
-            "state": e.state,
-            "created": e.created,
-        }
-        if e.published is not None:
-            item["published"] = e.published
-        if e.demoted is not None:
-            item["demoted"] = e.demoted
-        items.append(item)
+    items = [
+        _stamped(
+            {"id": e.id, "secret": e.body["secret"], "state": e.state, "created": e.created}, e
+        )
+        for e in entries
+    ]
     return json.dumps({"peppers": items}, sort_keys=True)
 
 
 def _make_pepper(state: str, now: int) -> Entry:
-    from chalicelib.tokens.peppers import PEPPER_BYTES
+    from chalicelib.tokens.peppers import PEPPER_BYTES, encode_secret
 
-    secret = base64.urlsafe_b64encode(secrets.token_bytes(PEPPER_BYTES)).rstrip(b"=")
-    return Entry(secrets.token_hex(4), state, now, {"secret": secret.decode("ascii")})
+    secret = encode_secret(secrets.token_bytes(PEPPER_BYTES))
+    return Entry(secrets.token_hex(4), state, now, {"secret": secret})
 
 
 def _check_peppers(pending: list[Entry], published: dict[str, Entry]) -> None:
@@ -158,7 +135,7 @@ def _check_peppers(pending: list[Entry], published: dict[str, Entry]) -> None:
         raise RotationError("the pending pepper set would not load") from exc
 
 
-def key_kind(s: Any, alg: str = "ES256") -> Kind:
+def key_kind(s: Settings, alg: str = "ES256") -> Kind:
     return Kind(
         name="signing keys",
         parse=parse_keys,
@@ -170,7 +147,7 @@ def key_kind(s: Any, alg: str = "ES256") -> Kind:
     )
 
 
-def pepper_kind(s: Any) -> Kind:
+def pepper_kind(s: Settings) -> Kind:
     return Kind(
         name="pepper",
         parse=parse_peppers,

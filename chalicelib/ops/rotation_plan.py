@@ -4,11 +4,14 @@ plan of one rotation (what to create, promote, demote, retire). Its runner is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chalicelib.tokens.keys import KeySetError
+
+if TYPE_CHECKING:
+    from chalicelib.core.config import Settings
 
 # "Not in the set verifiers read": an entry with this stamp is never old enough to be used.
 NOT_PUBLISHED = 2**53
@@ -51,7 +54,7 @@ class Timing:
         return max(key_cache_ttl, key_stale_max)
 
     @classmethod
-    def for_keys(cls, s: Any) -> Timing:
+    def for_keys(cls, s: Settings) -> Timing:
         bound = cls.cache_bound(s.key_cache_ttl, s.key_stale_max)
         return cls(
             publish_delay=bound + s.key_cache_ttl,
@@ -59,7 +62,7 @@ class Timing:
         )
 
     @classmethod
-    def for_peppers(cls, s: Any) -> Timing:
+    def for_peppers(cls, s: Settings) -> Timing:
         bound = cls.cache_bound(s.key_cache_ttl, s.key_stale_max)
         return cls(
             publish_delay=bound,
@@ -77,7 +80,7 @@ class Entry:
     id: str
     state: str
     created: int
-    body: dict[str, Any] = field(compare=False)
+    body: Mapping[str, object] = field(compare=False)  # a JWK, or the pepper's secret
     published: int | None = None
     demoted: int | None = None
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import jwt
 
@@ -81,9 +81,9 @@ def issue(
     now: int,
     lifetime: int,
     family_id: str | None = None,
-) -> tuple[str, dict[str, Any]]:
+) -> tuple[str, dict[str, object]]:
     """Sign a new access token; returns the token and its claims (for logging the jti)."""
-    claims: dict[str, Any] = {
+    claims: dict[str, object] = {
         "iss": issuer,
         "sub": subject,
         "aud": audience,
@@ -103,7 +103,7 @@ class _DuplicateMember(ValueError):
     pass
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     """JSON object hook: a member named twice is an error (one token, one meaning)."""
     out = dict(pairs)  # built in C; a repeated name leaves fewer members than pairs
     if len(out) != len(pairs):
@@ -120,7 +120,7 @@ _JWS = jwt.PyJWS(algorithms=SUPPORTED_ALGS, options={"enforce_minimum_key_length
 # Decoded protected headers of tokens that validated, by their encoded form. Every token a key
 # signs carries the same header, so the authorizer decodes it once per key, not once per token.
 # Only validated headers are remembered, so made-up tokens cannot fill the (bounded) cache.
-_HEADERS: dict[str, dict[str, Any]] = {}
+_HEADERS: dict[str, dict[str, object]] = {}
 _HEADERS_MAX = 64
 
 
@@ -153,7 +153,7 @@ def validate_for(
     )
 
 
-def _int_claim(payload: dict[str, Any], name: str) -> int:
+def _int_claim(payload: dict[str, object], name: str) -> int:
     value = payload[name]
     # bool is an int subclass; a JSON true is not a time. Nor is null, a string or a float.
     if isinstance(value, bool) or not isinstance(value, int):
@@ -161,7 +161,7 @@ def _int_claim(payload: dict[str, Any], name: str) -> int:
     return value
 
 
-def _header(segment: str) -> dict[str, Any]:
+def _header(segment: str) -> dict[str, object]:
     cached = _HEADERS.get(segment)
     if cached is not None:
         return cached
@@ -169,7 +169,7 @@ def _header(segment: str) -> dict[str, Any]:
         # Lenient decoding is enough here: PyJWT decodes the same segment strictly (alphabet,
         # no spare bits) before anything is accepted, and its result is compared with ours.
         raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-        header = _STRICT_JSON.decode(raw.decode("utf-8"))
+        header: object = _STRICT_JSON.decode(raw.decode("utf-8"))
     except _DuplicateMember:
         raise InvalidToken("duplicate header member") from None
     except (ValueError, RecursionError):
@@ -233,25 +233,30 @@ def validate(
     # any int()-able time ("5", 5.9); ours are stricter and running both would cost more.
     try:
         # UTF-8 only (RFC 8259 §8.1); duplicate members refused.
-        payload = _STRICT_JSON.decode(decoded["payload"].decode("utf-8"))
+        payload: object = _STRICT_JSON.decode(decoded["payload"].decode("utf-8"))
     except _DuplicateMember:
         raise InvalidToken("duplicate claim") from None
     except (ValueError, RecursionError):
         raise InvalidToken("payload is not JSON") from None
     if not isinstance(payload, dict):
         raise InvalidToken("payload is not an object")
+    claims: dict[str, object] = payload
     for name in REQUIRED_CLAIMS:
-        if name not in payload:
+        if name not in claims:
             raise InvalidToken(f"missing {name}")
+    text: dict[str, str] = {}
     for name in ("iss", "sub", "client_id", "scope", "jti"):
-        if not isinstance(payload[name], str):
+        value = claims[name]
+        if not isinstance(value, str):
             raise InvalidToken(f"{name} is not a string")
+        text[name] = value
     for name in ("sub", "client_id", "jti"):
-        if not payload[name]:
+        if not text[name]:
             raise InvalidToken(f"{name} is empty")
-    if payload["iss"] != issuer:  # exact: never a prefix or substring (CVE-2024-53861)
+    if text["iss"] != issuer:  # exact: never a prefix or substring (CVE-2024-53861)
         raise InvalidToken("wrong issuer")
-    aud = payload["aud"]
+    aud = claims["aud"]
+    audiences: list[str]
     if isinstance(aud, str):
         audiences = [aud]
     elif isinstance(aud, list) and all(isinstance(a, str) for a in aud):
@@ -260,28 +265,28 @@ def validate(
         raise InvalidToken("bad aud")
     if audience not in audiences:
         raise InvalidToken("wrong audience")
-    exp = _int_claim(payload, "exp")
-    iat = _int_claim(payload, "iat")
+    exp = _int_claim(claims, "exp")
+    iat = _int_claim(claims, "iat")
     if now >= exp + leeway:
         raise InvalidToken("expired")
     if iat > now + leeway:
         raise InvalidToken("issued in the future")
     # Optional, but present means a time: a null nbf is refused, not read as "no nbf".
-    if "nbf" in payload and _int_claim(payload, "nbf") > now + leeway:
+    if "nbf" in claims and _int_claim(claims, "nbf") > now + leeway:
         raise InvalidToken("not yet valid")
-    sid = payload.get("sid")
+    sid = claims.get("sid")
     if sid is not None and (not isinstance(sid, str) or not sid):
         # Revocation checks key on sid: a token whose family cannot be named is not accepted.
         raise InvalidToken("bad sid")
     if len(_HEADERS) < _HEADERS_MAX:
         _HEADERS[segments[0]] = header
     return AccessTokenClaims(
-        iss=payload["iss"],
-        sub=payload["sub"],
-        aud=aud,
-        client_id=payload["client_id"],
-        scope=payload["scope"],
-        jti=payload["jti"],
+        iss=text["iss"],
+        sub=text["sub"],
+        aud=aud if isinstance(aud, str) else audiences,
+        client_id=text["client_id"],
+        scope=text["scope"],
+        jti=text["jti"],
         iat=iat,
         exp=exp,
         sid=sid,

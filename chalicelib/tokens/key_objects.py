@@ -11,7 +11,8 @@ published JWK has ``kid``, ``alg``, ``use`` and no private member. Loaded once p
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Mapping
+from typing import NamedTuple, Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -70,7 +71,7 @@ class SigningKey(NamedTuple):
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     jwk: jwt.PyJWK
 
-    def sign(self, payload: dict[str, Any], typ: str) -> str:
+    def sign(self, payload: dict[str, object], typ: str) -> str:
         """A compact JWS of ``payload`` with header ``alg``, ``kid``, ``typ`` (PyJWT signs)."""
         try:
             return jwt.encode(
@@ -97,7 +98,7 @@ def generate_private_jwk(kid: str, alg: str = "ES256") -> dict[str, str]:
     return jwk
 
 
-def _check_binding(jwk: dict[str, Any]) -> tuple[str, str]:
+def _check_binding(jwk: Mapping[str, object]) -> tuple[str, str]:
     kid, alg, kty = jwk.get("kid"), jwk.get("alg"), jwk.get("kty")
     if not isinstance(kid, str) or not kid:
         raise InvalidKey("JWK without kid")
@@ -112,9 +113,9 @@ def _check_binding(jwk: dict[str, Any]) -> tuple[str, str]:
     return kid, alg
 
 
-def _pyjwk(jwk: dict[str, Any], alg: str) -> jwt.PyJWK:
+def _pyjwk(jwk: Mapping[str, object], alg: str) -> jwt.PyJWK:
     try:
-        return jwt.PyJWK(jwk, algorithm=alg)
+        return jwt.PyJWK(dict(jwk), algorithm=alg)
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         # Bad numbers, wrong lengths, a point off the curve. Not chained: some of PyJWT's
         # messages quote the JWK, which may hold private members.
@@ -126,7 +127,7 @@ def _check_size(key: object) -> None:
         raise InvalidKey("RSA key too small")
 
 
-def load_signing_key(jwk: dict[str, Any]) -> SigningKey:
+def load_signing_key(jwk: Mapping[str, object]) -> SigningKey:
     """A private JWK as a key object bound to its ``alg``; ``InvalidKey`` for anything else."""
     kid, alg = _check_binding(jwk)
     if "d" not in jwk:
@@ -139,7 +140,7 @@ def load_signing_key(jwk: dict[str, Any]) -> SigningKey:
     return SigningKey(kid, alg, key, pyjwk)
 
 
-def load_verifying_key(jwk: dict[str, Any]) -> VerifyingKey:
+def load_verifying_key(jwk: Mapping[str, object]) -> VerifyingKey:
     """A public JWK as a key object bound to its ``alg``. Private members are refused."""
     kid, alg = _check_binding(jwk)
     if PRIVATE_MEMBERS & jwk.keys():

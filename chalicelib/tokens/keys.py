@@ -9,7 +9,12 @@ never needs access to private keys. Both have the same shape::
 Exactly one key is ``current`` (signs); ``next`` and ``previous`` are published so that tokens
 validate before a key signs and after it stops signing (see chalicelib.ops.rotation).
 
-Caches: a set is re-read after ``key_cache_ttl`` seconds. If the key store is unreachable, the last
+One parser (``parse_key_set``) reads both sets for every reader, the rotation function included
+(it also reads the public set's ``published``/``demoted`` stamps); a malformed set is an error,
+never a set with a key left out.
+
+Caches: a set is re-read after ``key_cache_ttl`` seconds and parsed once per version
+(``ParsedSecret``, shared with the pepper ring). If the key store is unreachable, the last
 good set keeps working for ``key_stale_max`` seconds, then callers fail closed. An unknown ``kid``
 may force one early re-read, at most once per ``UNKNOWN_KID_REFRESH_INTERVAL``, so a flood of
 made-up ``kid`` values cannot hammer Secrets Manager. After a failed read the store is not asked
@@ -21,8 +26,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, NamedTuple
 
 from chalicelib.core import telemetry
 from chalicelib.core.clock import Clock
@@ -48,23 +53,55 @@ class KeyEntry(NamedTuple):
     alg: str
     state: str
     created: int
-    jwk: dict[str, Any]
+    jwk: Mapping[str, object]
+    # The public set's stamps (chalicelib.ops.rotation): when verifiers could first see the key,
+    # and when it stopped signing. The private set has none; ``dump_key_set`` never writes them.
+    published: int | None = None
+    demoted: int | None = None
 
 
 def parse_key_set(raw: str) -> list[KeyEntry]:
+    """A key set (private or public) as stored; the one parser for the token API, the authorizer
+    and the rotation function. Anything malformed is a ``KeySetError``: no key is ever skipped."""
     try:
-        doc = json.loads(raw)
-        entries = []
-        for item in doc["keys"]:
-            jwk = item["jwk"]
-            if item["state"] not in STATES:
-                raise KeySetError("unknown key state")
-            entries.append(
-                KeyEntry(str(jwk["kid"]), str(jwk["alg"]), item["state"], int(item["created"]), jwk)
-            )
-    except (KeyError, TypeError, ValueError) as exc:
+        doc: object = json.loads(raw)
+        items = doc["keys"] if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            raise KeySetError("no key list")
+        return [_key_entry(item) for item in items]
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise KeySetError("malformed key set") from exc
-    return entries
+
+
+def _key_entry(item: object) -> KeyEntry:
+    if not isinstance(item, dict) or not isinstance(item["jwk"], dict):
+        raise KeySetError("a key is not an object")
+    jwk: dict[str, object] = dict(item["jwk"])
+    state = item["state"]
+    if not isinstance(state, str) or state not in STATES:
+        raise KeySetError("unknown key state")
+    return KeyEntry(
+        str(jwk["kid"]),
+        str(jwk["alg"]),
+        state,
+        number(item["created"]),
+        jwk,
+        stamp(item, "published"),
+        stamp(item, "demoted"),
+    )
+
+
+def number(value: object) -> int:
+    """An integer member of a stored set (``int()``'s rules); anything else is a ``TypeError``."""
+    if isinstance(value, int | float | str):
+        return int(value)
+    raise TypeError("not a number")
+
+
+def stamp(item: dict[str, object], name: str) -> int | None:
+    """An optional time stamp of a set's entry (``published``, ``demoted``)."""
+    value = item.get(name)
+    return None if value is None else number(value)
 
 
 def dump_key_set(entries: list[KeyEntry]) -> str:
@@ -156,83 +193,117 @@ class CachedSecret:
         raise fault
 
 
+class ParsedSecret[T]:
+    """A cached secret's parsed form, built once per version of the secret.
+
+    What every key ring shares: the value comes from the ``CachedSecret`` (with its TTL, stale-max
+    and back-off); ``parse`` runs only when that value changed. A version that does not parse
+    raises from ``parse`` (the caller fails closed) and is not remembered, so every read tries it
+    again until a good version replaces it; the last good form is never served for a bad one.
+    """
+
+    def __init__(self, secret: CachedSecret, parse: Callable[[str], T]) -> None:
+        self._secret = secret
+        self._parse = parse
+        self._loaded: tuple[int, T] | None = None
+
+    def get(self) -> T:
+        raw = self._secret.get()
+        version = self._secret.version
+        loaded = self._loaded
+        if loaded is not None and loaded[0] == version:
+            return loaded[1]
+        parsed = self._parse(raw)
+        self._loaded = (version, parsed)
+        return parsed
+
+    def find[R](self, lookup: Callable[[T], R | None]) -> R | None:
+        """``lookup`` in the parsed form; if it finds nothing, one rate-limited re-read of the
+        secret (another container may already use an entry this one has not seen) and again."""
+        found = lookup(self.get())
+        if found is None and self._secret.force_refresh():
+            found = lookup(self.get())
+        return found
+
+
+class _SigningKeys:
+    # A plain class, not a NamedTuple: this module is on every cold start, and a NamedTuple costs
+    # a few hundred microseconds to define.
+    __slots__ = ("current", "jwks", "verifiers")
+
+    def __init__(
+        self,
+        current: SigningKey,
+        verifiers: dict[str, VerifyingKey],
+        jwks: list[dict[str, str]],
+    ) -> None:
+        self.current = current
+        self.verifiers = verifiers
+        self.jwks = jwks
+
+
+def _signing_keys(raw: str) -> _SigningKeys:
+    entries = parse_key_set(raw)
+    current = [e for e in entries if e.state == "current"]
+    if len(current) != 1:
+        raise KeySetError("key set needs exactly one current key")
+    from chalicelib.tokens.key_objects import load_signing_key
+
+    signers = {e.kid: load_signing_key(e.jwk) for e in entries}
+    verifiers = {kid: s.verifying_key() for kid, s in signers.items()}
+    jwks = [verifiers[e.kid].public_jwk() for e in entries]
+    return _SigningKeys(signers[current[0].kid], verifiers, jwks)
+
+
 class SigningKeyRing:
     """The token API's view: the signing key and the verifying keys, loaded once per version."""
 
     def __init__(self, secret: CachedSecret) -> None:
-        self._secret = secret
-        self._version = -1
-        self._current: SigningKey | None = None
-        self._verifiers: dict[str, VerifyingKey] = {}
-        self._jwks: list[dict[str, str]] = []
-
-    def _load(self) -> None:
-        raw = self._secret.get()
-        if self._secret.version == self._version:
-            return
-        entries = parse_key_set(raw)
-        current = [e for e in entries if e.state == "current"]
-        if len(current) != 1:
-            raise KeySetError("key set needs exactly one current key")
-        from chalicelib.tokens.key_objects import load_signing_key
-
-        signers = {e.kid: load_signing_key(e.jwk) for e in entries}
-        self._current = signers[current[0].kid]
-        self._verifiers = {kid: s.verifying_key() for kid, s in signers.items()}
-        self._jwks = [self._verifiers[e.kid].public_jwk() for e in entries]
-        self._version = self._secret.version
+        self._keys = ParsedSecret(secret, _signing_keys)
 
     def current(self) -> SigningKey:
-        self._load()
-        assert self._current is not None
-        return self._current
+        return self._keys.get().current
 
     def verifier(self, kid: str) -> VerifyingKey | None:
-        self._load()
-        return self._verifiers.get(kid)
+        return self._keys.get().verifiers.get(kid)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
-        self._load()
-        return {"keys": list(self._jwks)}
+        return {"keys": list(self._keys.get().jwks)}
+
+
+class _VerifyingKeys:
+    __slots__ = ("jwks", "verifiers")
+
+    def __init__(self, verifiers: dict[str, VerifyingKey], jwks: list[dict[str, str]]) -> None:
+        self.verifiers = verifiers
+        self.jwks = jwks
+
+
+def _verifying_keys(raw: str) -> _VerifyingKeys:
+    entries = parse_key_set(raw)
+    from chalicelib.tokens.key_objects import InvalidKey, load_verifying_key
+
+    try:
+        verifiers = {e.kid: load_verifying_key(e.jwk) for e in entries}
+    except InvalidKey as exc:
+        # A stored key that cannot be loaded is a deployment fault: fail closed (503).
+        raise KeySetError("public key set holds an unusable key") from exc
+    return _VerifyingKeys(verifiers, [verifiers[e.kid].public_jwk() for e in entries])
 
 
 class VerifyingKeyRing:
     """The authorizer's view: public keys only, with a rate-limited re-read for unknown kids."""
 
     def __init__(self, secret: CachedSecret) -> None:
-        self._secret = secret
-        self._version = -1
-        self._verifiers: dict[str, VerifyingKey] = {}
-        self._jwks: list[dict[str, str]] = []
-
-    def _load(self) -> None:
-        raw = self._secret.get()
-        if self._secret.version == self._version:
-            return
-        entries = parse_key_set(raw)
-        from chalicelib.tokens.key_objects import InvalidKey, load_verifying_key
-
-        try:
-            self._verifiers = {e.kid: load_verifying_key(e.jwk) for e in entries}
-        except InvalidKey as exc:
-            # A stored key that cannot be loaded is a deployment fault: fail closed (503).
-            raise KeySetError("public key set holds an unusable key") from exc
-        self._jwks = [self._verifiers[e.kid].public_jwk() for e in entries]
-        self._version = self._secret.version
+        self._keys = ParsedSecret(secret, _verifying_keys)
 
     def verifier(self, kid: str) -> VerifyingKey | None:
-        self._load()
-        found = self._verifiers.get(kid)
-        if found is None and self._secret.force_refresh():
-            self._load()
-            found = self._verifiers.get(kid)
-        return found
+        return self._keys.find(lambda keys: keys.verifiers.get(kid))
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
         """The published set (next, current, previous): what the JWKS endpoint serves, so
         outside verifiers and the authorizer trust the same keys from the same instant."""
-        self._load()
-        return {"keys": list(self._jwks)}
+        return {"keys": list(self._keys.get().jwks)}
 
 
 def new_kid(now: int) -> str:

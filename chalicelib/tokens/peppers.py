@@ -11,10 +11,9 @@ Exactly one pepper is ``current``: new refresh tokens are hashed (and successors
 (``tessera_rt_<pepper id>_<random>``), so a lookup is one ``GetItem`` whatever the set holds; a
 token whose pepper has left the set can no longer be found, i.e. it is invalid.
 
-This module parses and caches the set for the API. The rotation function
-(``chalicelib.ops.rotation``)
-reads and writes it with its own code, which keeps the rotation stamps, and checks every set it
-would write with ``parse_pepper_set``.
+This module parses and caches the set for the API; the rotation function
+(``chalicelib.ops.rotation``) reads the set with the same parser (``parse_pepper_set``, which also
+reads its ``published``/``demoted`` stamps) and writes it with its own code, which keeps them.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import re
 import secrets
 from typing import NamedTuple
 
-from chalicelib.tokens.keys import CachedSecret, KeySetError
+from chalicelib.tokens.keys import CachedSecret, KeySetError, ParsedSecret, number, stamp
 
 STATES = ("current", "previous")
 PEPPER_BYTES = 32
@@ -42,6 +41,9 @@ class Pepper(NamedTuple):
     secret: bytes
     state: str
     created: int
+    # When readers could first see it, and when it stopped hashing (chalicelib.ops.rotation).
+    published: int | None = None
+    demoted: int | None = None
 
     def __repr__(self) -> str:  # never the secret
         return f"Pepper(id={self.id!r}, state={self.state!r}, created={self.created!r})"
@@ -51,7 +53,7 @@ def valid_id(pepper_id: str) -> bool:
     return _ID.fullmatch(pepper_id) is not None
 
 
-def _b64(data: bytes) -> str:
+def encode_secret(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
@@ -60,31 +62,46 @@ def _unb64(text: str) -> bytes:
 
 
 def parse_pepper_set(raw: str) -> list[Pepper]:
+    """The pepper set as stored; the one parser for the API and the rotation function. Anything
+    malformed is a ``PepperSetError``: no pepper is ever skipped."""
     try:
-        doc = json.loads(raw)
-        out = []
-        for item in doc["peppers"]:
-            pepper = Pepper(
-                id=str(item["id"]),
-                secret=_unb64(str(item["secret"])),
-                state=str(item["state"]),
-                created=int(item["created"]),
-            )
-            if pepper.state not in STATES or not valid_id(pepper.id):
-                raise PepperSetError("bad pepper state or id")
-            if len(pepper.secret) < PEPPER_BYTES:
-                raise PepperSetError("pepper too short")
-            out.append(pepper)
-    except (KeyError, TypeError, ValueError) as exc:
+        doc: object = json.loads(raw)
+        items = doc["peppers"] if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            raise PepperSetError("no pepper list")
+        return [_pepper(item) for item in items]
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise PepperSetError("malformed pepper set") from exc
-    return out
+
+
+def _pepper(item: object) -> Pepper:
+    if not isinstance(item, dict):
+        raise PepperSetError("a pepper is not an object")
+    pepper = Pepper(
+        id=str(item["id"]),
+        secret=_unb64(str(item["secret"])),
+        state=str(item["state"]),
+        created=number(item["created"]),
+        published=stamp(item, "published"),
+        demoted=stamp(item, "demoted"),
+    )
+    if pepper.state not in STATES or not valid_id(pepper.id):
+        raise PepperSetError("bad pepper state or id")
+    if len(pepper.secret) < PEPPER_BYTES:
+        raise PepperSetError("pepper too short")
+    return pepper
 
 
 def dump_pepper_set(peppers: list[Pepper]) -> str:
     return json.dumps(
         {
             "peppers": [
-                {"id": p.id, "secret": _b64(p.secret), "state": p.state, "created": p.created}
+                {
+                    "id": p.id,
+                    "secret": encode_secret(p.secret),
+                    "state": p.state,
+                    "created": p.created,
+                }
                 for p in peppers
             ]
         },
@@ -101,45 +118,39 @@ def bootstrap_pepper_set(now: int) -> str:
     return dump_pepper_set([new_pepper(now)])
 
 
+class _Peppers:
+    __slots__ = ("by_id", "current")  # not a NamedTuple: cheaper to define on a cold start
+
+    def __init__(self, current: Pepper, by_id: dict[str, Pepper]) -> None:
+        self.current = current
+        self.by_id = by_id
+
+
+def _peppers(raw: str) -> _Peppers:
+    peppers = parse_pepper_set(raw)
+    current = [p for p in peppers if p.state == "current"]
+    if len(current) != 1:
+        raise PepperSetError("the pepper set needs exactly one current pepper")
+    return _Peppers(current[0], {p.id: p for p in peppers})
+
+
 class PepperRing:
     """The pepper set of this container, re-parsed only when the cached secret changes."""
 
     def __init__(self, secret: CachedSecret) -> None:
-        self._secret = secret
-        self._version = -1
-        self._by_id: dict[str, Pepper] = {}
-        self._current: Pepper | None = None
-
-    def _load(self) -> None:
-        raw = self._secret.get()
-        if self._secret.version == self._version:
-            return
-        peppers = parse_pepper_set(raw)
-        current = [p for p in peppers if p.state == "current"]
-        if len(current) != 1:
-            raise PepperSetError("the pepper set needs exactly one current pepper")
-        self._by_id = {p.id: p for p in peppers}
-        self._current = current[0]
-        self._version = self._secret.version
+        self._peppers = ParsedSecret(secret, _peppers)
 
     def current(self) -> Pepper:
-        self._load()
-        assert self._current is not None
-        return self._current
+        return self._peppers.get().current
 
     def get(self, pepper_id: str) -> Pepper | None:
         """The pepper with this id. An unknown id may force one rate-limited re-read: another
         container may already hash with a pepper this one has not seen yet."""
         if not valid_id(pepper_id):
             return None
-        self._load()
-        found = self._by_id.get(pepper_id)
-        if found is None and self._secret.force_refresh():
-            self._load()
-            found = self._by_id.get(pepper_id)
-        return found
+        return self._peppers.find(lambda peppers: peppers.by_id.get(pepper_id))
 
     def all(self) -> list[Pepper]:
         """Every known pepper, the current one first (for signing, then verifying)."""
-        current = self.current()
-        return [current, *(p for p in self._by_id.values() if p.id != current.id)]
+        peppers = self._peppers.get()
+        return [peppers.current, *(p for p in peppers.by_id.values() if p.id != peppers.current.id)]

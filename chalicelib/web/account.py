@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from chalicelib.core.errors import InvalidGrant
+from chalicelib.core.records import Family
 from chalicelib.oauth.client_auth import ClientLookup
 from chalicelib.oauth.login import LoginGuard, authenticate, signed_in
 from chalicelib.oauth.sessions import (
@@ -38,9 +39,9 @@ ACCOUNT_CLIENT = "tessera-account"  # what audit lines name as the client of acc
 
 
 class Grants(Protocol):
-    def families_of(self, username: str, client_id: str | None = None) -> list[Any]: ...
+    def families_of(self, username: str, client_id: str | None = None) -> list[Family]: ...
 
-    def get_family(self, family_id: str) -> Any: ...
+    def get_family(self, family_id: str) -> Family | None: ...
 
     def revoke_family(self, family_id: str, reason: str, now: int) -> bool: ...
 

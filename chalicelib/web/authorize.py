@@ -1,32 +1,29 @@
-"""The authorization endpoint (RFC 6749 §4.1, RFC 7636, RFC 9700 §2.1, RFC 9207) and its pages.
+"""The authorization endpoint (RFC 6749 §4.1, RFC 7636, RFC 9700 §2.1, RFC 9207): the flow and its
+pages, from a judged request to a code.
 
-Flow: ``GET /oauth2/authorize`` validates the client and its exact redirect URI first. While either
-is in doubt, errors are shown on a page and never redirected (§4.1.2.1: an open redirector is worse
-than an error page). After that, every error goes back to the client's redirect URI with ``state``
-and ``iss``. Without a session the sign-in page is shown; first-party clients skip consent, others
-get a consent page that lists the scopes in plain words. The authorization request travels between
-the pages in a signed hidden field, so a form cannot change the client, redirect URI, scope or PKCE
-challenge, and every form carries a CSRF token (chalicelib.oauth.sessions). A session counts only
-while
-its user may still receive a code (``login.signed_in``: not disabled or deleted since); the code
-carries the user's epoch, and the exchange checks the user again (chalicelib.oauth.token_endpoint).
-OpenID Connect's parameters (``nonce``, ``prompt``, ``max_age``, ``id_token_hint``, ...) are read
-and judged by chalicelib.oauth.oidc_request; the code keeps the nonce and the sign-in time.
+``GET /oauth2/authorize`` has its request judged by chalicelib.web.authorize_request: while the
+client or its exact redirect URI is in doubt the error is shown on a page, never redirected
+(§4.1.2.1: an open redirector is worse than an error page); after that, every error goes back to
+the client's redirect URI with ``state`` and ``iss``. Without a session the sign-in page is shown;
+first-party clients skip consent, others get a consent page that lists the scopes in plain words.
+The request travels between the pages in a signed hidden field (``authorize_request.seal``), so a
+form cannot change the client, redirect URI, scope or PKCE challenge, and every form carries a
+CSRF token (chalicelib.oauth.sessions). A session counts only while its user may still receive a
+code (``login.signed_in``: not disabled or deleted since); the code carries the user's epoch, and
+the exchange checks the user again (chalicelib.oauth.token_endpoint). OpenID Connect's
+``prompt``, ``max_age`` and ``id_token_hint`` decide here whether to ask again
+(chalicelib.oauth.oidc_request); the code keeps the nonce and the sign-in time.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from dataclasses import replace
 
 from chalicelib.core.config import Settings
-from chalicelib.core.errors import InvalidGrant, InvalidScope
+from chalicelib.core.errors import InvalidGrant
 from chalicelib.core.records import Client, CodeGrant
-from chalicelib.core.scopes import resolve_scope
-from chalicelib.oauth import oidc_request, pkce
+from chalicelib.oauth import oidc_request
 from chalicelib.oauth.client_auth import ClientLookup
 from chalicelib.oauth.login import LoginGuard, authenticate, signed_in
 from chalicelib.oauth.sessions import (
@@ -41,90 +38,20 @@ from chalicelib.oauth.sessions import (
 from chalicelib.store.auth_codes import CODE_TTL, CodeStore, new_code
 from chalicelib.store.users import UserStore
 from chalicelib.web import pages
+from chalicelib.web.authorize_request import (
+    AuthRequest,
+    PageError,
+    RedirectError,
+    client_and_redirect,
+    seal,
+    single,
+    unseal,
+    validate,
+    with_query,
+)
 from chalicelib.web.pages import Outcome
 
 AUTHORIZE_PATH = "/oauth2/authorize"
-# How long a sign-in or consent form stays usable (the request travels in it, signed).
-REQUEST_TTL = 30 * 60
-_LOOPBACK = re.compile(r"(127\.0\.0\.1|\[::1\])(:[0-9]{1,5})?")
-
-
-@dataclass(frozen=True, slots=True)
-class AuthRequest:
-    client_id: str
-    redirect_uri: str
-    scope: str
-    state: str | None
-    code_challenge: str | None
-    # OpenID Connect (chalicelib.oauth.oidc_request): hint_sub is the sub of a verified
-    # id_token_hint.
-    nonce: str | None = None
-    prompt: str = ""
-    max_age: int | None = None
-    login_hint: str | None = None
-    hint_sub: str | None = None
-
-
-class _PageError(Exception):
-    def __init__(self, title: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.title = title
-        self.message = message
-        self.status = status
-
-
-class _RedirectError(Exception):
-    def __init__(self, error: str, description: str) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-
-
-def _single(params: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """Query/form pairs to a dict; a repeated parameter is an error (§3.1), empty = absent."""
-    out: dict[str, str] = {}
-    seen: set[str] = set()
-    for name, value in params:
-        if name in seen:
-            raise _RedirectError("invalid_request", "a parameter was sent more than once")
-        seen.add(name)
-        if value != "":
-            out[name] = value
-    return out
-
-
-def redirect_matches(registered: str, requested: str, *, native: bool) -> bool:
-    """Exact string match (RFC 9700 §4.1.1): no prefixes, wildcards or normalisation.
-
-    The one exception, for native apps (public clients) only: a loopback IP redirect URI
-    (``http://127.0.0.1/...`` or ``http://[::1]/...``) matches with any port, because the app
-    listens on whatever port the OS gives it (RFC 8252 §7.3). Host, path and query stay exact.
-    """
-    if requested == registered:
-        return True
-    if not native:
-        return False
-    reg, req = urlsplit(registered), urlsplit(requested)
-    reg_host, req_host = _LOOPBACK.fullmatch(reg.netloc), _LOOPBACK.fullmatch(req.netloc)
-    if reg.scheme != "http" or reg_host is None or req_host is None:
-        return False
-    port = req_host.group(2)
-    return (
-        req.scheme == "http"
-        and req_host.group(1) == reg_host.group(1)
-        and (port is None or 0 < int(port[1:]) < 65536)
-        and (req.path, req.query, req.fragment) == (reg.path, reg.query, reg.fragment)
-        and "#" not in requested
-    )
-
-
-def with_query(uri: str, params: dict[str, str]) -> str:
-    """``uri`` with ``params`` added to its query, built with urllib.parse: the registered URI's
-    own query stays as it is (RFC 6749 §3.1.2), and an empty one (``/cb?``) gives ``/cb?code=``.
-    Registration keeps to URIs that urllib reproduces exactly (chalicelib.ops.admin)."""
-    parts = urlsplit(uri)
-    query = "&".join(q for q in (parts.query, urlencode(params)) if q)
-    return urlunsplit(parts._replace(query=query))
 
 
 class AuthorizationEndpoint:
@@ -161,11 +88,11 @@ class AuthorizationEndpoint:
         redirect_values = [v for n, v in query if n == "redirect_uri"]
         try:
             if len(client_id_values) != 1 or len(redirect_values) > 1:
-                raise _PageError("Invalid request", "The application sent a malformed request.")
-            client, redirect_uri = self._client_and_redirect(
-                client_id_values[0], redirect_values[0] if redirect_values else None
+                raise PageError("Invalid request", "The application sent a malformed request.")
+            client, redirect_uri = client_and_redirect(
+                self._clients, client_id_values[0], redirect_values[0] if redirect_values else None
             )
-        except _PageError as exc:
+        except PageError as exc:
             return pages.error(
                 brand=self._brand, title=exc.title, message=exc.message, status=exc.status
             ).outcome()
@@ -173,8 +100,8 @@ class AuthorizationEndpoint:
             next((v for n, v in query if n == "state"), None) if names.count("state") == 1 else None
         )
         try:
-            request = self._validate(client, redirect_uri, _single(query))
-        except _RedirectError as exc:
+            request = validate(client, redirect_uri, single(query), self._checks)
+        except RedirectError as exc:
             return self._redirect_error(redirect_uri, exc.error, exc.description, state)
         session = signed_in(self._signer, self._users, cookies.get(SESSION_COOKIE), now)
         return self._continue(client, request, session, cookies, now)
@@ -187,12 +114,12 @@ class AuthorizationEndpoint:
         now: int,
     ) -> Outcome:
         try:
-            fields = _single(form)
-        except _RedirectError:
+            fields = single(form)
+        except RedirectError:
             return pages.error(
                 brand=self._brand, title="Invalid request", message="The form was malformed."
             ).outcome()
-        request = self._open_request(fields.get("request"), now)
+        request = unseal(self._signer, fields.get("request"), now)
         if request is None:
             return pages.error(
                 brand=self._brand,
@@ -202,10 +129,10 @@ class AuthorizationEndpoint:
                 ),
             ).outcome()
         try:
-            client, redirect_uri = self._client_and_redirect(
-                request.client_id, request.redirect_uri
+            client, redirect_uri = client_and_redirect(
+                self._clients, request.client_id, request.redirect_uri
             )
-        except _PageError as exc:
+        except PageError as exc:
             return pages.error(
                 brand=self._brand, title=exc.title, message=exc.message, status=exc.status
             ).outcome()
@@ -262,77 +189,6 @@ class AuthorizationEndpoint:
         # No session (it expired on the consent page) or no step: sign in again; nothing changes.
         return self._login_page(client, request, cookies, now)
 
-    # -- validation ----------------------------------------------------------------------------
-
-    def _client_and_redirect(self, client_id: str, redirect_uri: str | None) -> tuple[Client, str]:
-        client = self._clients.get(client_id)
-        if client is None or not client.allows("authorization_code"):
-            raise _PageError(
-                "Unknown application", "This application is not registered for sign-in."
-            )
-        if redirect_uri is None:
-            if len(client.redirect_uris) != 1:
-                raise _PageError("Invalid redirect", "The application did not say where to return.")
-            return client, client.redirect_uris[0]
-        if not any(
-            redirect_matches(registered, redirect_uri, native=client.public)
-            for registered in client.redirect_uris
-        ):
-            raise _PageError(
-                "Invalid redirect",
-                "The application asked to return to an address it has not registered.",
-            )
-        return client, redirect_uri
-
-    def _validate(self, client: Client, redirect_uri: str, params: dict[str, str]) -> AuthRequest:
-        if params.get("response_type") != "code":
-            raise _RedirectError(
-                "unsupported_response_type", "only response_type=code is supported"
-            )
-        challenge = params.get("code_challenge")
-        method = params.get("code_challenge_method")
-        if challenge is None:
-            if method is not None:
-                raise _RedirectError(
-                    "invalid_request", "code_challenge_method without code_challenge"
-                )
-            if client.public:
-                raise _RedirectError(
-                    "invalid_request", "PKCE (code_challenge with S256) is required"
-                )
-        else:
-            if method != "S256":
-                raise _RedirectError("invalid_request", "code_challenge_method must be S256")
-            if not pkce.valid_challenge(challenge):
-                raise _RedirectError("invalid_request", "code_challenge is malformed")
-        try:
-            scope = resolve_scope(client, params.get("scope"))
-        except InvalidScope as exc:
-            raise _RedirectError("invalid_scope", exc.description or "invalid scope") from exc
-        try:
-            oidc = oidc_request.parse(params)
-        except oidc_request.OidcRequestError as exc:
-            raise _RedirectError(exc.error, exc.description) from exc
-        hint_sub = None
-        if oidc.id_token_hint is not None:
-            hint_sub = (
-                self._checks.hint_subject(oidc.id_token_hint, client) if self._checks else None
-            )
-            if hint_sub is None:
-                raise _RedirectError("invalid_request", "id_token_hint is not an ID token for you")
-        return AuthRequest(
-            client.client_id,
-            redirect_uri,
-            scope,
-            params.get("state"),
-            challenge,
-            nonce=oidc.nonce,
-            prompt=oidc.prompt,
-            max_age=oidc.max_age,
-            login_hint=oidc.login_hint,
-            hint_sub=hint_sub,
-        )
-
     # -- steps ---------------------------------------------------------------------------------
 
     def _continue(
@@ -383,7 +239,7 @@ class AuthorizationEndpoint:
             username=session.username,
             scopes=request.scope.split(),
             action=AUTHORIZE_PATH,
-            request_blob=self._request_blob(request, now),
+            request_blob=seal(self._signer, request, now),
             csrf=self._signer.csrf_token(nonce, session),
             redirects_to=request.redirect_uri,
         ).outcome()
@@ -404,7 +260,7 @@ class AuthorizationEndpoint:
             brand=self._brand,
             client_name=client.name,
             action=AUTHORIZE_PATH,
-            request_blob=self._request_blob(request, now),
+            request_blob=seal(self._signer, request, now),
             csrf=self._signer.csrf_token(nonce, None),
             redirects_to=request.redirect_uri,
             error=error,
@@ -450,23 +306,6 @@ class AuthorizationEndpoint:
             303,
             {"Location": with_query(request.redirect_uri, params), "Cache-Control": "no-store"},
         )
-
-    # -- helpers -------------------------------------------------------------------------------
-
-    def _request_blob(self, request: AuthRequest, now: int) -> str:
-        return self._signer.sign_blob(
-            json.dumps({"request": asdict(request), "exp": now + REQUEST_TTL})
-        )
-
-    def _open_request(self, blob: str | None, now: int) -> AuthRequest | None:
-        """The authorization request of a form, if its signature holds and it has not expired."""
-        raw = self._signer.open_blob(blob)
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        if int(data["exp"]) <= now:
-            return None
-        return AuthRequest(**data["request"])
 
     def _redirect_error(
         self, redirect_uri: str, error: str, description: str, state: str | None

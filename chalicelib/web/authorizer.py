@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from chalicelib.core import api_rules
 from chalicelib.core.api_rules import RulesError, RuleSet, Statements, Template
@@ -162,8 +162,8 @@ def parse_arn(arn: str) -> Target:
 
 
 def _policy(
-    claims: access_tokens.AccessTokenClaims, statements: list[dict[str, Any]]
-) -> dict[str, Any]:
+    claims: access_tokens.AccessTokenClaims, statements: list[dict[str, object]]
+) -> dict[str, object]:
     return {
         "principalId": claims.sub,
         "policyDocument": {"Version": "2012-10-17", "Statement": statements},
@@ -181,7 +181,7 @@ def context_of(claims: access_tokens.AccessTokenClaims) -> dict[str, str]:
     }
 
 
-def _statement(effect: str, prefix: str, resources: tuple[str, ...]) -> dict[str, Any]:
+def _statement(effect: str, prefix: str, resources: tuple[str, ...]) -> dict[str, object]:
     return {
         "Action": _INVOKE,
         "Effect": effect,
@@ -204,7 +204,7 @@ def decide(call: Call, target: Target, rule_set: RuleSet, scopes: frozenset[str]
 
 def answer(
     call: Call, target: Target, rule_set: RuleSet | None, claims: access_tokens.AccessTokenClaims
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The authorizer's answer for a valid token."""
     if rule_set is None:
         log.info("denied: no rules for this API", extra={"api": target.api})
@@ -218,7 +218,7 @@ def answer(
             # authorizer cache on the route too.
             log.warning("denied: simple responses need $context.routeKey in the identity sources")
             allowed = False
-        simple: dict[str, Any] = {"isAuthorized": allowed}
+        simple: dict[str, object] = {"isAuthorized": allowed}
         if allowed:
             simple["context"] = context_of(claims)
         return simple
@@ -252,11 +252,11 @@ class Authorizer:
         self._rules = rules
         self._revocation = revocation
 
-    def authorize(self, authorization: object, method_arn: str) -> dict[str, Any]:
+    def authorize(self, authorization: object, method_arn: str) -> dict[str, object]:
         """A REST TOKEN authorization (``answer`` for any event's ``Call``)."""
         return self.answer(Call(authorization, method_arn))
 
-    def answer(self, call: Call) -> dict[str, Any]:
+    def answer(self, call: Call) -> dict[str, object]:
         """The answer for a valid token, or ``Unauthorized``. Faults propagate to
         ``handle_event``."""
         token = bearer_token(call.authorization)

@@ -9,9 +9,9 @@ attached API's); the authorizer's context says who is calling. Bodies are JSON; 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
-from chalice.app import Response
+from chalice.app import Request, Response
 
 from chalicelib.core.errors import InvalidRequest
 from chalicelib.core.untrusted import BadJSON, parse_json
@@ -30,29 +30,28 @@ class UnsupportedMediaType(InvalidRequest):
     status = 415
 
 
-def caller(current_request: Any) -> dict[str, str]:
+def caller(current_request: Request) -> dict[str, str]:
     """The authorizer's context (flat strings), e.g. ``sub`` and ``client_id``."""
-    context = getattr(current_request, "context", None) or {}
-    found = context.get("authorizer") or {}
+    found = current_request.context.get("authorizer") or {}
     return {k: v for k, v in found.items() if isinstance(v, str)}
 
 
-def list_people() -> dict[str, Any]:
+def list_people() -> dict[str, object]:
     return {"people": services.demo_store().list_people()}
 
 
-def get_person(person_id: str) -> Any:
+def get_person(person_id: str) -> dict[str, object] | Response:
     person = services.demo_store().get_person(person_id)
     if person is None:
         return http.json_response({"error": "not_found"}, 404, http.NO_STORE)
     return person
 
 
-def list_articles() -> dict[str, Any]:
+def list_articles() -> dict[str, object]:
     return {"articles": services.demo_store().list_articles()}
 
 
-def _text(doc: dict[str, Any], name: str, limit: int) -> str:
+def _text(doc: Mapping[str, object], name: str, limit: int) -> str:
     value = doc.get(name)
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest(f"{name} is required")
@@ -67,7 +66,7 @@ def create_article(raw_body: bytes | str | None, author: str, content_type: str 
     if media_type(content_type) != JSON:
         raise UnsupportedMediaType("the request body must be application/json")
     try:
-        doc = parse_json(raw_body, max_bytes=MAX_REQUEST)
+        doc: object = parse_json(raw_body, max_bytes=MAX_REQUEST)
     except BadJSON:
         raise InvalidRequest("the body must be a JSON object") from None
     if not isinstance(doc, dict):

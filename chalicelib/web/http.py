@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
-from chalice.app import Response
+from chalice.app import Request, Response
 
 from chalicelib.core import telemetry
 from chalicelib.core.config import ConfigError
@@ -21,12 +21,18 @@ from chalicelib.core.faults import BackendUnavailable
 from chalicelib.core.forms import OAuthRequest
 from chalicelib.tokens.keys import KeySetError
 
+if TYPE_CHECKING:  # annotations only: both are imported when a page or CORS answer needs them
+    from chalicelib.oauth.client_auth import ClientLookup
+    from chalicelib.web.pages import Outcome
+
 log = logging.getLogger("tessera.http")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: object, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     merged: dict[str, str | list[str]] = {"Content-Type": "application/json"}
     merged.update(headers or {})
     return Response(
@@ -34,16 +40,26 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def to_oauth_request(current_request: Any) -> OAuthRequest:
-    context = getattr(current_request, "context", None) or {}
-    source_ip = (context.get("identity") or {}).get("sourceIp")
+def to_oauth_request(current_request: Request) -> OAuthRequest:
     return OAuthRequest(
         method=current_request.method,
-        headers=dict(current_request.headers or {}),
-        body=current_request.raw_body,
+        headers=dict(current_request.headers),
+        body=_raw_body(current_request),
         query=dict(current_request.query_params or {}),
-        source_ip=source_ip,
+        source_ip=source_ip(current_request),
     )
+
+
+def source_ip(current_request: Request) -> str | None:
+    """The caller's address as API Gateway saw it (``requestContext.identity.sourceIp``)."""
+    ip = (current_request.context.get("identity") or {}).get("sourceIp")
+    return str(ip) if ip else None
+
+
+def _raw_body(current_request: Request) -> bytes:
+    # Chalice declares str | bytes; it always hands over bytes (b"" without a body).
+    raw = current_request.raw_body
+    return raw if isinstance(raw, bytes) else raw.encode("utf-8")
 
 
 def error_response(err: OAuthError) -> Response:
@@ -52,7 +68,7 @@ def error_response(err: OAuthError) -> Response:
     return json_response(err.body(), err.status, headers)
 
 
-def oauth_call(handler: Callable[[], Any], *, no_store: bool = True) -> Response:
+def oauth_call(handler: Callable[[], object], *, no_store: bool = True) -> Response:
     """Run an endpoint body; map every outcome to a JSON response with the right status."""
     try:
         body = handler()
@@ -76,26 +92,23 @@ def oauth_call(handler: Callable[[], Any], *, no_store: bool = True) -> Response
 # --- hosted pages (authorization endpoint, connected apps) ---------------------------------
 
 
-def query_pairs(current_request: Any) -> list[tuple[str, str]]:
+def query_pairs(current_request: Request) -> list[tuple[str, str]]:
     """Query parameters as (name, value) pairs, keeping repeats so they can be refused."""
-    params = current_request.query_params or {}
-    pairs: list[tuple[str, str]] = []
-    for name in params:
-        values = params.getlist(name) if hasattr(params, "getlist") else [params[name]]
-        pairs.extend((name, v) for v in values)
-    return pairs
+    params = current_request.query_params
+    if params is None:
+        return []
+    return [(name, value) for name in params for value in params.getlist(name)]
 
 
-def form_pairs(current_request: Any) -> list[tuple[str, str]] | None:
+def form_pairs(current_request: Request) -> list[tuple[str, str]] | None:
     """An HTML form post as pairs; None when it is not form-encoded or not UTF-8."""
     from urllib.parse import parse_qsl
 
     from chalicelib.core.forms import FORM, MAX_BODY, media_type
 
-    headers = current_request.headers or {}
-    if media_type(headers.get("content-type")) != FORM:
+    if media_type(current_request.headers.get("content-type")) != FORM:
         return None
-    raw = current_request.raw_body or b""
+    raw = _raw_body(current_request)
     if len(raw) > MAX_BODY:
         return None
     try:
@@ -104,22 +117,16 @@ def form_pairs(current_request: Any) -> list[tuple[str, str]] | None:
         return None
 
 
-def page_cookies(current_request: Any) -> dict[str, str | None]:
+def page_cookies(current_request: Request) -> dict[str, str | None]:
     """The session and CSRF cookies by their plain names, read under the stage's wire names
     (``__Host-`` prefixed where cookies are Secure: chalicelib.oauth.sessions)."""
     from chalicelib.core.config import settings
     from chalicelib.oauth.sessions import page_cookies as read
 
-    return read((current_request.headers or {}).get("cookie"), secure=settings().cookie_secure)
+    return read(current_request.headers.get("cookie"), secure=settings().cookie_secure)
 
 
-def source_ip(current_request: Any) -> str | None:
-    context = getattr(current_request, "context", None) or {}
-    ip = (context.get("identity") or {}).get("sourceIp")
-    return str(ip) if ip else None
-
-
-def page_call(handler: Callable[[], Any]) -> Response:
+def page_call(handler: Callable[[], Outcome]) -> Response:
     """Run a page handler (returns ``chalicelib.web.pages.Outcome``); faults become HTML pages."""
     from chalicelib.web import pages
 
@@ -149,7 +156,7 @@ def page_call(handler: Callable[[], Any]) -> Response:
     return Response(body=outcome.body, status_code=outcome.status, headers=out)
 
 
-def with_cors(response: Response, request: OAuthRequest, clients: Any) -> Response:
+def with_cors(response: Response, request: OAuthRequest, clients: ClientLookup) -> Response:
     """Let a browser app read the answer when the request comes from one of its redirect URIs'
     origins (chalicelib.web.cors). The client is named by ``client_id`` in the form body."""
     from chalicelib.web.cors import allow_origin

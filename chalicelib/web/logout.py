@@ -19,15 +19,15 @@ form is CSRF-protected like the sign-in forms: a page elsewhere cannot sign the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
-from chalicelib.core.records import Client
+from chalicelib.core.records import Client, Family
 from chalicelib.oauth.client_auth import ClientLookup
 from chalicelib.oauth.oidc import IdTokenHint, Subjects, read_id_token
 from chalicelib.oauth.sessions import CSRF_COOKIE, SESSION_COOKIE, SessionSigner, cookie, csrf_nonce
 from chalicelib.tokens.key_objects import VerifyingKey
 from chalicelib.web import pages
-from chalicelib.web.authorize import with_query
+from chalicelib.web.authorize_request import with_query
 from chalicelib.web.pages import Outcome
 
 LOGOUT_PATH = "/oauth2/logout"
@@ -35,7 +35,7 @@ _FIELDS = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state")
 
 
 class Grants(Protocol):
-    def family(self, family_id: str) -> Any: ...
+    def family(self, family_id: str) -> Family | None: ...
 
     def revoke_family(self, family_id: str, reason: str, now: int) -> None: ...
 

@@ -3,22 +3,45 @@
 Nothing here runs at import. Each Lambda pays only for what it touches: the authorizer builds the
 verifying key ring, the cached API rules and, where enabled, the revocation check, nothing else.
 Stores get the container's botocore clients from ``chalicelib.store.aws``. Tests call ``reset()``
-between
-cases (and may swap the clock).
+between cases (and may swap the clock).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from chalicelib.core.clock import SYSTEM_CLOCK, Clock
 from chalicelib.core.config import settings
 from chalicelib.store import aws
 
+if TYPE_CHECKING:  # for the annotations only: each builder imports its class when first called
+    from chalicelib.oauth.introspection import IntrospectionEndpoint
+    from chalicelib.oauth.login_guard import LoginGuard
+    from chalicelib.oauth.oidc import IdTokens, Subjects
+    from chalicelib.oauth.oidc_request import SessionChecks
+    from chalicelib.oauth.refresh_tokens import RefreshTokens
+    from chalicelib.oauth.revocation import RevocationEndpoint
+    from chalicelib.oauth.sessions import SessionSigner
+    from chalicelib.oauth.token_endpoint import TokenEndpoint
+    from chalicelib.oauth.userinfo import UserinfoEndpoint
+    from chalicelib.store.api_rules_store import CachedRules, RulesStore
+    from chalicelib.store.auth_codes import CodeStore
+    from chalicelib.store.clients import CachedClients, ClientStore
+    from chalicelib.store.demo_store import DemoStore
+    from chalicelib.store.grant_store import GrantStore
+    from chalicelib.store.secret_store import SecretStore
+    from chalicelib.store.users import UserStore
+    from chalicelib.tokens.keys import CachedSecret, SigningKeyRing, VerifyingKeyRing
+    from chalicelib.tokens.peppers import PepperRing
+    from chalicelib.web.account import AccountPages
+    from chalicelib.web.authorize import AuthorizationEndpoint
+    from chalicelib.web.authorizer import Authorizer
+    from chalicelib.web.logout import LogoutEndpoint
+
 _lock = threading.RLock()
-_built: dict[str, Any] = {}
+_built: dict[str, object] = {}
 _clock: Clock = SYSTEM_CLOCK
 
 
@@ -54,22 +77,22 @@ def _once[T](name: str, build: Callable[[], T]) -> T:
             found = _built.get(name)
             if found is None:
                 found = _built[name] = build()
-    return found
+    return cast(T, found)  # stored under its builder's name: always that builder's type
 
 
-def secret_store() -> Any:
+def secret_store() -> SecretStore:
     from chalicelib.store.secret_store import SecretStore
 
     return _once("secret_store", lambda: SecretStore(aws.client("secretsmanager")))
 
 
-def client_store() -> Any:
+def client_store() -> ClientStore:
     from chalicelib.store.clients import ClientStore
 
     return _once("client_store", lambda: ClientStore(aws.client("dynamodb"), settings().table_name))
 
 
-def cached_clients() -> Any:
+def cached_clients() -> CachedClients:
     from chalicelib.store.clients import CachedClients
 
     return _once(
@@ -78,20 +101,20 @@ def cached_clients() -> Any:
     )
 
 
-def user_store() -> Any:
+def user_store() -> UserStore:
     from chalicelib.store.users import UserStore
 
     return _once("user_store", lambda: UserStore(aws.client("dynamodb"), settings().table_name))
 
 
-def _cached_secret(secret_id: str) -> Any:
+def _cached_secret(secret_id: str) -> CachedSecret:
     from chalicelib.tokens.keys import CachedSecret
 
     s = settings()
     return CachedSecret(secret_store().fetcher(secret_id), _clock, s.key_cache_ttl, s.key_stale_max)
 
 
-def signing_keys() -> Any:
+def signing_keys() -> SigningKeyRing:
     from chalicelib.tokens.keys import SigningKeyRing
 
     return _once(
@@ -99,7 +122,7 @@ def signing_keys() -> Any:
     )
 
 
-def verifying_keys() -> Any:
+def verifying_keys() -> VerifyingKeyRing:
     from chalicelib.store.secret_store import SecretStore
     from chalicelib.tokens.keys import CachedSecret, VerifyingKeyRing
 
@@ -111,7 +134,7 @@ def verifying_keys() -> Any:
     return _once("verifying_keys", build)
 
 
-def api_rules_store() -> Any:
+def api_rules_store() -> RulesStore:
     """Rule sets of the APIs that attach the authorizer (chalicelib.store.api_rules_store)."""
     from chalicelib.store.api_rules_store import RulesStore
 
@@ -120,7 +143,7 @@ def api_rules_store() -> Any:
     )
 
 
-def api_rules() -> Any:
+def api_rules() -> CachedRules:
     """The authorizer's cached view of every rule set: one Query per cold container, then one
     per ``rules_cache_ttl``."""
     from chalicelib.store.api_rules_store import CachedRules
@@ -132,7 +155,7 @@ def api_rules() -> Any:
     )
 
 
-def authorizer() -> Any:
+def authorizer() -> Authorizer:
     """The API Gateway authorizer: public keys, the APIs' rules, and the revocation read where
     enabled."""
     from chalicelib.web.authorizer import Authorizer
@@ -153,7 +176,7 @@ def authorizer() -> Any:
     return _once("authorizer", build)
 
 
-def demo_store() -> Any:
+def demo_store() -> DemoStore:
     from chalicelib.store.demo_store import DemoStore
 
     return _once(
@@ -161,7 +184,7 @@ def demo_store() -> Any:
     )
 
 
-def token_endpoint() -> Any:
+def token_endpoint() -> TokenEndpoint:
     from chalicelib.oauth.token_endpoint import TokenEndpoint
 
     return _once(
@@ -183,7 +206,7 @@ def token_endpoint() -> Any:
 # --- OpenID Connect ------------------------------------------------------------------------
 
 
-def subjects() -> Any:
+def subjects() -> Subjects:
     """The ``sub`` each client sees (chalicelib.oauth.oidc: public, or pairwise per sector)."""
     from chalicelib.oauth.oidc import Subjects
     from chalicelib.store.sector_salts import SectorSalts
@@ -194,7 +217,7 @@ def subjects() -> Any:
     )
 
 
-def id_tokens() -> Any:
+def id_tokens() -> IdTokens:
     from chalicelib.oauth.oidc import IdTokens
 
     s = settings()
@@ -204,7 +227,7 @@ def id_tokens() -> Any:
     )
 
 
-def session_checks() -> Any:
+def session_checks() -> SessionChecks:
     """What prompt=none and id_token_hint need (chalicelib.oauth.oidc_request)."""
     from chalicelib.oauth.oidc_request import SessionChecks
 
@@ -219,7 +242,7 @@ def session_checks() -> Any:
     )
 
 
-def userinfo_endpoint() -> Any:
+def userinfo_endpoint() -> UserinfoEndpoint:
     from chalicelib.oauth.userinfo import UserinfoEndpoint
 
     return _once(
@@ -236,7 +259,7 @@ def userinfo_endpoint() -> Any:
     )
 
 
-def logout_endpoint() -> Any:
+def logout_endpoint() -> LogoutEndpoint:
     """RP-initiated logout (chalicelib.web.logout). Built per request, like the sign-in pages: it
     holds the session signer, which follows pepper rotation."""
     from chalicelib.web.logout import LogoutEndpoint
@@ -253,21 +276,21 @@ def logout_endpoint() -> Any:
     )
 
 
-def code_store() -> Any:
+def code_store() -> CodeStore:
     """Authorization codes (chalicelib.store.auth_codes)."""
     from chalicelib.store.auth_codes import CodeStore
 
     return _once("code_store", lambda: CodeStore(aws.client("dynamodb"), settings().table_name))
 
 
-def session_signer() -> Any:
+def session_signer() -> SessionSigner:
     """Session and CSRF signer, keyed from the pepper set (rotates with it; cheap to build)."""
     from chalicelib.oauth.sessions import SessionSigner, derive_key
 
     return SessionSigner([(p.id, derive_key(p.secret)) for p in peppers().all()])
 
 
-def authorization_endpoint() -> Any:
+def authorization_endpoint() -> AuthorizationEndpoint:
     """The hosted authorization endpoint (chalicelib.web.authorize). Built per request: it holds the
     session signer, which follows pepper rotation."""
     from chalicelib.web.authorize import AuthorizationEndpoint
@@ -285,7 +308,7 @@ def authorization_endpoint() -> Any:
     )
 
 
-def account_pages() -> Any:
+def account_pages() -> AccountPages:
     """Connected-apps pages (chalicelib.web.account)."""
     from chalicelib.web.account import AccountPages
 
@@ -300,7 +323,7 @@ def account_pages() -> Any:
     )
 
 
-def login_guard() -> Any:
+def login_guard() -> LoginGuard:
     """Brute-force protection shared by every password login (chalicelib.oauth.login_guard)."""
     from chalicelib.oauth.login_guard import LoginGuard, policy_from
     from chalicelib.store.login_attempts import LoginAttempts
@@ -313,7 +336,7 @@ def login_guard() -> Any:
     )
 
 
-def grant_store() -> Any:
+def grant_store() -> GrantStore:
     """Refresh-token families, tokens and the access-token deny-list (chalicelib.store.grant_store).
     ``is_revoked(jti, sid)`` is the one-call revocation check for the authorizer."""
     from chalicelib.store.grant_store import GrantStore
@@ -321,14 +344,14 @@ def grant_store() -> Any:
     return _once("grant_store", lambda: GrantStore(aws.client("dynamodb"), settings().table_name))
 
 
-def peppers() -> Any:
+def peppers() -> PepperRing:
     """The refresh-token pepper set (chalicelib.tokens.peppers), cached like the key sets."""
     from chalicelib.tokens.peppers import PepperRing
 
     return _once("peppers", lambda: PepperRing(_cached_secret(settings().pepper_secret)))
 
 
-def refresh_grants() -> Any:
+def refresh_grants() -> RefreshTokens:
     """Refresh-token rotation and re-use detection (chalicelib.oauth.refresh_tokens)."""
     from chalicelib.oauth.refresh_tokens import RefreshTokens
 
@@ -345,7 +368,7 @@ def refresh_grants() -> Any:
     )
 
 
-def revocation_endpoint() -> Any:
+def revocation_endpoint() -> RevocationEndpoint:
     from chalicelib.oauth.revocation import RevocationEndpoint
 
     return _once(
@@ -361,7 +384,7 @@ def revocation_endpoint() -> Any:
     )
 
 
-def introspection_endpoint() -> Any:
+def introspection_endpoint() -> IntrospectionEndpoint:
     from chalicelib.oauth.introspection import IntrospectionEndpoint
 
     return _once(

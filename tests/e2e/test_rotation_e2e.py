@@ -97,3 +97,40 @@ def test_keys_rotate_changes_the_kid_while_old_tokens_keep_working(local_stack: 
     for token in (old, new):
         assert _verifies_against_jwks(local_stack, token)
         assert _people_status(local_stack, token) == 200
+
+
+def test_revoking_after_a_rotation_removes_the_key_for_every_reader(
+    local_stack: LocalStack,
+) -> None:
+    """A revocation writes a plain new current version after finishSecret moved the label: the
+    key is gone from the set every reader sees, and its tokens stop working; the others do not."""
+    client = local_stack.admin_json(
+        "client",
+        "create",
+        "--name",
+        local_stack.unique("revocation"),
+        "--grant-types",
+        "client_credentials",
+        "--scope",
+        "people:read",
+    )
+    old = _token(local_stack, client)
+    rotated = local_stack.admin_json("keys", "rotate", "--wait")
+    assert rotated["current"] != _kid(old)
+    deadline = time.monotonic() + PICKUP_LIMIT_S
+    new = _token(local_stack, client)
+    while _kid(new) == _kid(old):
+        assert time.monotonic() < deadline, "the token API never picked up the new key"
+        time.sleep(0.5)
+        new = _token(local_stack, client)
+
+    revoked = local_stack.admin_json("keys", "revoke", _kid(old))
+    assert revoked == {"revoked": _kid(old), "current": rotated["current"]}
+    assert _kid(old) not in {r["id"] for r in local_stack.admin_json("keys", "list")}
+    deadline = time.monotonic() + PICKUP_LIMIT_S
+    while _people_status(local_stack, old) == 200:
+        assert time.monotonic() < deadline, "the authorizer never dropped the revoked key"
+        time.sleep(0.5)
+    assert _people_status(local_stack, old) == 401
+    assert _people_status(local_stack, new) == 200
+    assert _verifies_against_jwks(local_stack, new)

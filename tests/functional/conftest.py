@@ -20,6 +20,7 @@ from moto import mock_aws
 
 from chalicelib.core.clock import FakeClock
 from chalicelib.web import services
+from infra.local_stack import track_current_version
 from infra.provision import provision
 from infra.seed import LOCAL_DEMO_API, seed_demo_rules, seed_secrets
 
@@ -54,6 +55,8 @@ TEST_ENV = {
 # (chalicelib.core.config's
 # demo_enabled): on for the whole test process, as in the local and dev stages.
 os.environ.setdefault("TESSERA_DEMO", "true")
+# Secrets Manager's labels as AWS keeps them, which moto does not by itself (see the function).
+track_current_version()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -68,7 +68,9 @@ def test_put_stores_the_rule_set_and_show_prints_it(cli):
     shown = cli("show", "orders")
     assert "abc123defg/prod" in shown.out
     assert "GET /orders/{order_id}  orders:read" in shown.out
-    assert services.api_rules_store().get("orders").apis == ("abc123defg/prod",)
+    stored = services.api_rules_store().get("orders")
+    assert stored is not None
+    assert stored.apis == ("abc123defg/prod",)
 
 
 def test_put_reads_a_rules_file_and_flags_replace_its_members(cli, tmp_path: Path):
@@ -83,8 +85,9 @@ def test_put_reads_a_rules_file_and_flags_replace_its_members(cli, tmp_path: Pat
 def test_put_again_replaces_the_whole_rule_set(cli):
     cli("put", "orders", "--api", "abc123defg/prod", *ROUTES)
     cli("put", "orders", "--api", "abc123defg/prod", "--route", "DELETE /orders/{id} orders:admin")
-    rules = services.api_rules_store().get("orders").rules
-    assert [r.describe() for r in rules] == ["DELETE /orders/{id}"]
+    stored = services.api_rules_store().get("orders")
+    assert stored is not None
+    assert [r.describe() for r in stored.rules] == ["DELETE /orders/{id}"]
 
 
 def test_show_without_a_name_lists_every_rule_set(cli):

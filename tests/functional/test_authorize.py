@@ -781,7 +781,7 @@ def test_session_expires_after_session_ttl(app_client, spa, alice, clock):
 
 
 def test_sign_in_form_expires(app_client, spa, alice, clock):
-    from chalicelib.web.authorize import REQUEST_TTL
+    from chalicelib.web.authorize_request import REQUEST_TTL
 
     b = Browser(app_client)
     page = b.get(authorize_path(spa["client_id"]))

@@ -924,6 +924,7 @@ def test_admin_command_creates_a_user_with_profile_and_updates_it(aws, capsys):
     finally:
         sys.stdin = sys.__stdin__
     user = services.user_store().get("dora")
+    assert user is not None
     assert (user.email, user.email_verified, user.name) == ("d@example.com", False, "Dora")
     out = run("user", "profile", "dora", "--email", "d@example.com", "--email-verified")
     assert out == {
@@ -933,6 +934,7 @@ def test_admin_command_creates_a_user_with_profile_and_updates_it(aws, capsys):
         "name": None,
     }
     user = services.user_store().get("dora")
+    assert user is not None
     assert (user.email_verified, user.name) == (True, None)
 
 

@@ -345,9 +345,11 @@ def _public_family(make_client: Any, make_user: Any, grants: list[str]) -> tuple
     )
     user = make_user("bob")
     client = services.cached_clients().get(public["client_id"])
+    assert client is not None
     issued = services.refresh_grants().start(
         client=client, subject=user["user_id"], username="bob", scope="people:read", now=int(T0)
     )
+    assert issued.token is not None
     return public, issued.token
 
 

@@ -189,8 +189,10 @@ def test_storage_failure_revoking_access_token_is_503(app_client, setup):
 def test_public_client_may_revoke_its_own_refresh_token(app_client, make_client, make_user):
     public = make_client(public=True, grant_types=["refresh_token"], scopes=["people:read"])
     user = make_user("bob")
+    client = services.cached_clients().get(public["client_id"])
+    assert client is not None
     issued = services.refresh_grants().start(
-        client=services.cached_clients().get(public["client_id"]),
+        client=client,
         subject=user["user_id"],
         username="bob",
         scope="people:read",

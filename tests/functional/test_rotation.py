@@ -584,6 +584,23 @@ def test_revoke_cancels_a_pending_rotation_that_would_bring_the_key_back(
     assert ready["current"] not in states(KEYS)
 
 
+def test_revoking_the_key_a_rotation_promoted_leaves_one_current_set_without_it(
+    ready: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """finishSecret moves AWSCURRENT by label; the revocation after it writes a new current
+    version. Exactly one version is current afterwards, and it is the one without the key."""
+    key_rotator().rotate_now()
+    promoted = kid_in("current")
+    assert promoted == ready["next"]
+    status, _, _ = run_admin(capsys, "keys", "revoke", promoted)
+    assert status == 0
+    current = [v for v, stages in versions(KEYS).items() if "AWSCURRENT" in stages]
+    assert len(current) == 1
+    assert promoted not in states(KEYS)
+    assert promoted not in states(PUBLIC)
+    assert "current" in states(KEYS).values()
+
+
 # --- the refresh-token pepper -------------------------------------------------------------
 
 

@@ -483,7 +483,7 @@ def test_after_init_the_api_routes_load_nothing_more(emulator: str, token: str, 
         scopes=["people:read"],
         introspect=True,
     )
-    auth = events.basic(client["client_id"], client["client_secret"])
+    auth = events.basic(str(client["client_id"]), str(client["client_secret"]))
     evs = [
         events.token_request({"grant_type": "client_credentials"}, auth),
         events.form_request("/oauth2/introspect", {"token": token}, auth),
