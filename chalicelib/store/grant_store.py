@@ -48,7 +48,6 @@ if TYPE_CHECKING:
         AttributeValueTypeDef,
         QueryInputTypeDef,
         TransactWriteItemTypeDef,
-        UpdateItemInputTypeDef,
     )
 
 RETENTION = 86400  # seconds an item outlives its expiry before TTL may remove it
@@ -315,21 +314,9 @@ class GrantStore:
             update += ", #ttl = if_not_exists(#ttl, :ttl)"
             values[":ttl"] = now + RETENTION
             names["#ttl"] = table.TTL
-        params: UpdateItemInputTypeDef = {
-            "TableName": self._table,
-            "Key": family_key(family_id),
-            "UpdateExpression": update,
-            "ConditionExpression": condition,
-            "ExpressionAttributeValues": _attrs(values),
-        }
-        if names:  # DynamoDB refuses an empty ExpressionAttributeNames
-            params["ExpressionAttributeNames"] = names
-        with aws.translate_faults("dynamodb"):
-            try:
-                self._ddb.update_item(**params)
-            except self._ddb.exceptions.ConditionalCheckFailedException:
-                return False
-        return True
+        return table.update_if(
+            self._ddb, self._table, family_key(family_id), update, condition, values, names
+        )
 
     def families_of(self, username: str, client_id: str | None = None) -> list[Family]:
         """A user's families (optionally for one client): a query on gsi1, never a scan."""

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import (
         AttributeValueTypeDef,
         KeysAndAttributesUnionTypeDef,
+        UpdateItemInputTypeDef,
     )
 
     # An item as the client sends and returns it: attribute name -> {"S": ...} and the like.
@@ -96,6 +97,34 @@ def put_new(ddb: DynamoDBClient, table_name: str, item: Item) -> bool:
             ddb.put_item(
                 TableName=table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
             )
+        except ddb.exceptions.ConditionalCheckFailedException:
+            return False
+    return True
+
+
+def update_if(
+    ddb: DynamoDBClient,
+    table_name: str,
+    key: Item,
+    update: str,
+    condition: str,
+    values: Mapping[str, object],
+    names: Mapping[str, str] | None = None,
+) -> bool:
+    """Apply ``update`` to the item at ``key`` if ``condition`` holds: True if applied, False if
+    the condition failed. Every other failure is a fault (``BackendUnavailable``)."""
+    params: UpdateItemInputTypeDef = {
+        "TableName": table_name,
+        "Key": key,
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeValues": {k: to_attr(v) for k, v in values.items()},
+    }
+    if names:  # DynamoDB refuses an empty ExpressionAttributeNames
+        params["ExpressionAttributeNames"] = dict(names)
+    with aws.translate_faults("dynamodb"):
+        try:
+            ddb.update_item(**params)
         except ddb.exceptions.ConditionalCheckFailedException:
             return False
     return True

@@ -25,7 +25,7 @@ from chalicelib.store.fields import flag, number, opt_text, text
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef, UpdateItemInputTypeDef
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 
 class UserExists(Exception):
@@ -120,21 +120,9 @@ class UserStore:
         values: Mapping[str, object],
         names: dict[str, str] | None = None,
     ) -> bool:
-        params: UpdateItemInputTypeDef = {
-            "TableName": self._table,
-            "Key": user_key(username),
-            "UpdateExpression": expr,
-            "ConditionExpression": "attribute_exists(pk)",
-            "ExpressionAttributeValues": {k: table.to_attr(v) for k, v in values.items()},
-        }
-        if names:  # DynamoDB refuses an empty ExpressionAttributeNames
-            params["ExpressionAttributeNames"] = names
-        with aws.translate_faults("dynamodb"):
-            try:
-                self._ddb.update_item(**params)
-            except self._ddb.exceptions.ConditionalCheckFailedException:
-                return False
-        return True
+        return table.update_if(
+            self._ddb, self._table, user_key(username), expr, "attribute_exists(pk)", values, names
+        )
 
     def may_receive_now(self, username: str, user_id: str, epoch: int) -> bool:
         """``may_receive`` on a fresh (strongly consistent) read of the user."""
