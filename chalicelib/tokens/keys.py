@@ -142,18 +142,24 @@ class CachedSecret:
         self._clock = clock
         self._ttl = ttl
         self._stale_max = stale_max
-        self._value: str | None = None
+        # (value, version), replaced whole: a reader never pairs one read's value with another's
+        # version (the version bumps whenever the value changes, so parsed forms can be memoised).
+        self._held: tuple[str, int] | None = None
         self._fetched_at = 0.0
         self._last_forced = float("-inf")
         self._failed_at = float("-inf")
         self._lock = threading.Lock()
         self._forced_lock = threading.Lock()
-        self.version = 0  # bumps whenever the value changes, so parsed forms can be memoised
 
     def get(self) -> str:
+        return self.get_versioned()[0]
+
+    def get_versioned(self) -> tuple[str, int]:
+        """The value and its version, as one read."""
         now = self._clock.now()
-        if self._value is not None and now - self._fetched_at < self._ttl:
-            return self._value
+        held = self._held
+        if held is not None and now - self._fetched_at < self._ttl:
+            return held
         return self._refresh(now)
 
     def force_refresh(self) -> bool:
@@ -169,7 +175,7 @@ class CachedSecret:
             return False
         return True
 
-    def _refresh(self, now: float) -> str:
+    def _refresh(self, now: float) -> tuple[str, int]:
         with self._lock:
             if now - self._failed_at < FETCH_FAILURE_BACKOFF:
                 return self._stale(now, BackendUnavailable("secretsmanager", "backing off"))
@@ -178,18 +184,19 @@ class CachedSecret:
             except BackendUnavailable as exc:
                 self._failed_at = now
                 return self._stale(now, exc)
-            if value != self._value:
-                self._value = value
-                self.version += 1
+            held = self._held
+            if held is None or value != held[0]:
+                held = self._held = (value, held[1] + 1 if held else 1)
             self._fetched_at = now
             self._failed_at = float("-inf")
-            return value
+            return held
 
-    def _stale(self, now: float, fault: BackendUnavailable) -> str:
+    def _stale(self, now: float, fault: BackendUnavailable) -> tuple[str, int]:
         """The last good value while it is younger than ``stale_max``; past that, fail closed."""
-        if self._value is not None and now - self._fetched_at < self._stale_max:
+        held = self._held
+        if held is not None and now - self._fetched_at < self._stale_max:
             telemetry.count("KeyCacheStaleFallback")
-            return self._value
+            return held
         raise fault
 
 
@@ -208,8 +215,7 @@ class ParsedSecret[T]:
         self._loaded: tuple[int, T] | None = None
 
     def get(self) -> T:
-        raw = self._secret.get()
-        version = self._secret.version
+        raw, version = self._secret.get_versioned()
         loaded = self._loaded
         if loaded is not None and loaded[0] == version:
             return loaded[1]
