@@ -21,21 +21,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def tessera_env(stage: str) -> dict[str, str]:
-    """Tessera's variables for ``stage``, as ``chalice local`` gives them to Tessera's app."""
-    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
-    env = dict(config.get("environment_variables", {}))
-    env.update(config["stages"][stage].get("environment_variables", {}))
-    return {k: str(v) for k, v in env.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", default="local", help="the app's and Tessera's chalice stage")
     args = parser.parse_args(argv)
 
+    from infra.local_stack import HOST, tessera_env, widen_backlog
+
     # What the parent set (issuer, emulator endpoint, credentials) wins over the config file.
     for name, value in tessera_env(args.stage).items():
         os.environ.setdefault(name, value)
@@ -55,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     from click.exceptions import Abort
 
     from infra import local_gateway
-    from infra.local_stack import HOST, widen_backlog
 
     local_gateway.install(args.api)
     widen_backlog()

@@ -189,11 +189,18 @@ Ctrl-C stops everything.
 """
 
 
+def tessera_env(stage: str) -> dict[str, str]:
+    """Tessera's variables for ``stage``, as ``chalice local`` gives them to Tessera's app."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    env = dict(config.get("environment_variables", {}))
+    env.update(config["stages"][stage].get("environment_variables", {}))
+    return {k: str(v) for k, v in env.items()}
+
+
 def signing_alg() -> str:
     """The local stage's TESSERA_SIGNING_ALG (this process's environment first, as for the
     app): the algorithm of the seeded keys."""
     from chalicelib.core.config import SIGNING_ALGS
-    from infra.local_attached import tessera_env
 
     alg = os.environ.get("TESSERA_SIGNING_ALG") or tessera_env(STAGE).get("TESSERA_SIGNING_ALG")
     alg = (alg or "ES256").upper()
