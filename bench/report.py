@@ -616,8 +616,12 @@ NOTES = """## Targets missed or at the limit: why, and what would fix them
   that one, the authorizer is about 1.0x. What closes it: SnapStart, on in dev and prod (the
   first event after a restore costs a fraction of the reference's cold start: "after a SnapStart
   restore"); or making the second connection cheaper, which botocore offers no public switch for
-  (it hands urllib3 the CA bundle's path, re-read per connection). Reading neither the rules nor
-  the revocation list on a cold start would remove the leg, and the checks with it: kept.
+  (it hands urllib3 the CA bundle's path, re-read per connection). Reading the rules on a
+  short-lived thread beside the key read was tried and measured (interleaved runs): the first
+  event gains ~10 ms and the ratio ~0.03, because OpenSSL loads the two CA bundles one after the
+  other even on two threads; not taken for a thread on the authorizer's path. Reading neither
+  the rules nor the revocation list on a cold start would remove the leg, and the checks with it:
+  kept.
 - **Cold start against the bare Chalice app** is information only since every AWS call goes
   through botocore: importing it and building its session and clients costs several bare apps
   (the rows before the references). Issue 15 replaced those targets with the references'.
