@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from botocore.exceptions import ClientError
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import (
-        AttributeValueTypeDef,
         QueryInputTypeDef,
         TransactWriteItemTypeDef,
     )
@@ -155,10 +154,6 @@ def _user_ok(v: Mapping[str, object] | None, user_id: str, epoch: int) -> bool:
     return may_receive(user_from_values(v) if v else None, user_id, epoch)
 
 
-def _attrs(values: Mapping[str, object]) -> dict[str, AttributeValueTypeDef]:
-    return {k: table.to_attr(v) for k, v in values.items()}
-
-
 class GrantStore:
     def __init__(self, ddb: DynamoDBClient, table_name: str) -> None:
         self._ddb = ddb
@@ -238,7 +233,7 @@ class GrantStore:
                         "#st = :active AND expires > :now AND idle_expires > :now"
                     ),
                     "ExpressionAttributeNames": {"#st": "state"},
-                    "ExpressionAttributeValues": _attrs(
+                    "ExpressionAttributeValues": table.to_values(
                         {
                             ":rotated": ROTATED,
                             ":active": ACTIVE,
@@ -262,7 +257,7 @@ class GrantStore:
                     "Key": family_key(old.family_id),
                     "UpdateExpression": "SET last_used = :now",
                     "ConditionExpression": "attribute_exists(pk) AND revoked = :false",
-                    "ExpressionAttributeValues": _attrs({":now": now, ":false": False}),
+                    "ExpressionAttributeValues": table.to_values({":now": now, ":false": False}),
                 }
             },
             receive_check(self._table, old.username, old.user_id, old.user_epoch),
@@ -329,7 +324,7 @@ class GrantStore:
             "TableName": self._table,
             "IndexName": table.GSI1,
             "KeyConditionExpression": condition,
-            "ExpressionAttributeValues": _attrs(values),
+            "ExpressionAttributeValues": table.to_values(values),
         }
         out: list[Family] = []
         with aws.translate_faults("dynamodb"):

@@ -84,6 +84,11 @@ def to_item(values: Mapping[str, object]) -> Item:
     return {k: to_attr(v) for k, v in values.items() if v is not None}
 
 
+def to_values(values: Mapping[str, object]) -> dict[str, AttributeValueTypeDef]:
+    """An expression's ``:name`` values (None kept: ``NULL`` is a value a condition may compare)."""
+    return {k: to_attr(v) for k, v in values.items()}
+
+
 def from_item(item: Mapping[str, AttributeValueTypeDef]) -> dict[str, object]:
     return {k: from_attr(v) for k, v in item.items()}
 
@@ -118,7 +123,7 @@ def update_if(
         "Key": key,
         "UpdateExpression": update,
         "ConditionExpression": condition,
-        "ExpressionAttributeValues": {k: to_attr(v) for k, v in values.items()},
+        "ExpressionAttributeValues": to_values(values),
     }
     if names:  # DynamoDB refuses an empty ExpressionAttributeNames
         params["ExpressionAttributeNames"] = dict(names)
